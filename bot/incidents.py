@@ -1,0 +1,426 @@
+"""The incident service: declare, acknowledge, change status and severity, resolve, record the timeline.
+
+Every function takes a session and does one unit of work; the caller commits. Each change writes
+its timeline entry and its Slack announcement (to the outbox) in the same transaction, so what the
+database says happened and what Slack is told can never disagree for long.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from bot import deadlines, mrkdwn
+from bot.forms import DeclareForm, FollowUpForm, ResolveForm
+from bot.outbox import OutboxKind, announce, enqueue
+from storage.models import (
+    DayCounter,
+    EntryKind,
+    Escalation,
+    FollowUp,
+    Incident,
+    RunbookUse,
+    SystemEvent,
+    TimelineEntry,
+)
+from storage.models import Status as S
+
+
+class IncidentError(Exception):
+    """A request the user can fix; the message is shown to them as it is."""
+
+
+class IncidentNotFound(IncidentError):
+    def __init__(self, incident_id: str) -> None:
+        super().__init__(f"There is no incident {incident_id}. Try `/incident list`.")
+        self.incident_id = incident_id
+
+
+class InvalidChange(IncidentError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Ids and lookups
+
+
+def allocate_id(session: Session, when: datetime) -> str:
+    """The next `INC-YYYY-MM-DD-NNN` for the UTC day of `when`.
+
+    One upsert on the day's counter row: PostgreSQL locks the row, SQLite the database, so two
+    replicas declaring in the same instant get different numbers, never the same one twice.
+    """
+    day = when.date()
+    table = DayCounter.__table__  # type: ignore[attr-defined]
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = (
+        insert(table)
+        .values(day=day, last=1)
+        .on_conflict_do_update(index_elements=["day"], set_={"last": table.c.last + 1})
+        .returning(table.c.last)
+    )
+    number = session.execute(statement).scalar_one()
+    return f"INC-{day:%Y-%m-%d}-{number:03d}"
+
+
+def get(session: Session, incident_id: str, *, for_update: bool = False) -> Incident:
+    incident = session.get(Incident, incident_id, with_for_update=for_update or None)
+    if incident is None:
+        raise IncidentNotFound(incident_id)
+    return incident
+
+
+def find_by_thread(session: Session, channel_id: str, thread_ts: str) -> Incident | None:
+    return session.exec(
+        select(Incident).where(Incident.channel_id == channel_id, Incident.card_ts == thread_ts)
+    ).first()
+
+
+def list_open(session: Session, *, limit: int = 50) -> list[Incident]:
+    statement = (
+        select(Incident)
+        .where(Incident.status != S.RESOLVED.value)
+        .order_by(Incident.severity, Incident.declared_at)  # type: ignore[arg-type]
+        .limit(limit)
+    )
+    return list(session.exec(statement))
+
+
+def count_open(session: Session) -> int:
+    return session.execute(
+        sa.select(sa.func.count()).select_from(Incident).where(Incident.status != S.RESOLVED.value)
+    ).scalar_one()
+
+
+def follow_ups(session: Session, incident_id: str) -> list[FollowUp]:
+    return list(
+        session.exec(select(FollowUp).where(FollowUp.incident_id == incident_id).order_by(FollowUp.id))  # type: ignore[arg-type]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Timeline and scheduling
+
+
+def add_system_entry(
+    session: Session,
+    incident: Incident,
+    event: SystemEvent,
+    text: str,
+    *,
+    author: str | None,
+    now: datetime,
+    data: dict[str, Any] | None = None,
+) -> TimelineEntry:
+    entry = TimelineEntry(
+        incident_id=incident.id,
+        kind=EntryKind.SYSTEM.value,
+        event=event.value,
+        author=author,
+        text=text,
+        data=data or {},
+        occurred_at=now,
+    )
+    session.add(entry)
+    return entry
+
+
+def clock_of(incident: Incident) -> deadlines.IncidentClock:
+    return deadlines.IncidentClock(
+        severity=incident.severity,
+        status=incident.status,
+        declared_at=incident.declared_at,
+        acknowledged_at=incident.acknowledged_at,
+        resolved_at=incident.resolved_at,
+        last_activity_at=incident.last_activity_at,
+    )
+
+
+def fired_escalations(session: Session, incident_id: str) -> list[deadlines.Fired]:
+    rows = session.exec(select(Escalation).where(Escalation.incident_id == incident_id))
+    return [deadlines.Fired(kind=r.kind, level=r.level, fired_at=r.fired_at) for r in rows]
+
+
+def reschedule(session: Session, incident: Incident, policy: deadlines.Policy, now: datetime) -> None:
+    """Keep `next_check_at` current so the sweep finds due work with one indexed query."""
+    due, later = deadlines.plan(clock_of(incident), policy, fired_escalations(session, incident.id), now)
+    incident.next_check_at = now if due else later
+    session.add(incident)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifecycle
+
+
+@dataclass(frozen=True)
+class DeclareExtras:
+    """What a non-human source adds to a declaration (Alertmanager)."""
+
+    source: str = "slack"
+    started_at: datetime | None = None
+    alert_group: str | None = None
+    alert_name: str | None = None
+    runbook: str | None = None
+
+
+def declare(
+    session: Session,
+    form: DeclareForm,
+    *,
+    declared_by: str | None,
+    policy: deadlines.Policy,
+    now: datetime,
+    extras: DeclareExtras | None = None,
+) -> Incident:
+    extras = extras or DeclareExtras()
+    incident = Incident(
+        id=allocate_id(session, now),
+        title=form.title,
+        severity=form.severity,
+        status=S.INVESTIGATING.value,
+        affected=form.affected,
+        affected_users=form.affected_users,
+        detection=form.detection,
+        detection_url=form.detection_url,
+        category=form.category,
+        declared_by=declared_by,
+        commander=form.commander,
+        source=extras.source,
+        alert_name=extras.alert_name,
+        alert_group_open=extras.alert_group,
+        runbook=extras.runbook,
+        started_at=min(extras.started_at or now, now),
+        declared_at=now,
+        last_activity_at=now,
+    )
+    session.add(incident)
+    session.flush()
+    who = mrkdwn.user(declared_by) if declared_by else extras.source.capitalize()
+    add_system_entry(
+        session,
+        incident,
+        SystemEvent.DECLARED,
+        f"Declared by {who} as {incident.severity}: {mrkdwn.escape(incident.title)}",
+        author=declared_by,
+        now=now,
+        data={"severity": incident.severity},
+    )
+    enqueue(
+        session,
+        OutboxKind.CARD_POST,
+        incident_id=incident.id,
+        dedupe_key=f"card_post:{incident.id}",
+        payload={"notify_user": declared_by} if declared_by else {},
+        now=now,
+    )
+    if form.commander:
+        enqueue(
+            session,
+            OutboxKind.THREAD_REPLY,
+            incident_id=incident.id,
+            payload={"text": f"{mrkdwn.user(form.commander)} is the incident commander."},
+            now=now,
+        )
+    reschedule(session, incident, policy, now)
+    return incident
+
+
+def acknowledge(session: Session, incident_id: str, *, user: str, policy: deadlines.Policy, now: datetime) -> Incident:
+    incident = get(session, incident_id, for_update=True)
+    if incident.status == S.RESOLVED:
+        raise InvalidChange(f"{incident.id} is already resolved.")
+    if incident.acknowledged_at is not None:
+        raise InvalidChange(f"{incident.id} was already acknowledged.")
+    incident.acknowledged_at = now
+    text = f"Acknowledged by {mrkdwn.user(user)}"
+    if incident.commander is None:
+        incident.commander = user
+        text += f"; {mrkdwn.user(user)} is now the incident commander"
+    _touch(incident, now)
+    add_system_entry(session, incident, SystemEvent.ACKNOWLEDGED, text, author=user, now=now)
+    announce(session, incident.id, f":eyes: {text}.", now=now)
+    reschedule(session, incident, policy, now)
+    return incident
+
+
+def mitigate(
+    session: Session,
+    incident_id: str,
+    *,
+    user: str | None,
+    policy: deadlines.Policy,
+    now: datetime,
+    at: datetime | None = None,
+    note: str | None = None,
+) -> Incident:
+    incident = get(session, incident_id, for_update=True)
+    if incident.status != S.INVESTIGATING:
+        raise InvalidChange(f"{incident.id} is {incident.status}, not Investigating.")
+    incident.status = S.MITIGATED.value
+    incident.mitigated_at = min(at or now, now)
+    _touch(incident, now)
+    by = f" by {mrkdwn.user(user)}" if user else ""
+    text = f"Status changed to Mitigated{by}" + (f" ({note})" if note else "")
+    add_system_entry(
+        session, incident, SystemEvent.STATUS_CHANGED, text, author=user, now=now, data={"status": "Mitigated"}
+    )
+    announce(session, incident.id, f":large_yellow_circle: {text}.", now=now)
+    reschedule(session, incident, policy, now)
+    return incident
+
+
+def resolve(
+    session: Session,
+    incident_id: str,
+    form: ResolveForm,
+    *,
+    user: str,
+    policy: deadlines.Policy,
+    now: datetime,
+) -> Incident:
+    incident = get(session, incident_id, for_update=True)
+    if incident.status == S.RESOLVED:
+        raise InvalidChange(f"{incident.id} is already resolved.")
+    incident.status = S.RESOLVED.value
+    incident.resolved_at = now
+    if incident.mitigated_at is None:
+        incident.mitigated_at = now
+    incident.root_cause = form.root_cause
+    incident.resolution = form.resolution
+    incident.root_cause_class = form.root_cause_class
+    incident.category = form.category or incident.category
+    incident.impact = form.impact or incident.impact
+    incident.revenue_impact = form.revenue_impact if form.revenue_impact is not None else incident.revenue_impact
+    incident.lessons_worked = form.lessons_worked
+    incident.lessons_didnt = form.lessons_didnt
+    incident.rca_url = form.rca_url or incident.rca_url
+    incident.alert_group_open = None  # a new alert for that group may open a new incident now
+    _touch(incident, now)
+    mttr = deadlines.format_duration(now - incident.started_at)
+    text = f"Resolved by {mrkdwn.user(user)}; MTTR {mttr}"
+    add_system_entry(
+        session,
+        incident,
+        SystemEvent.RESOLVED,
+        text,
+        author=user,
+        now=now,
+        data={"mttr_seconds": int((now - incident.started_at).total_seconds())},
+    )
+    announce(session, incident.id, f":white_check_mark: {text}.", now=now)
+    reschedule(session, incident, policy, now)
+    return incident
+
+
+def reopen(session: Session, incident_id: str, *, user: str, policy: deadlines.Policy, now: datetime) -> Incident:
+    incident = get(session, incident_id, for_update=True)
+    if incident.status != S.RESOLVED:
+        raise InvalidChange(f"{incident.id} is not resolved.")
+    # Reopening continues the same incident (it still counts once); deadlines stay anchored to the
+    # declaration, so a reopened incident past its resolution target escalates unless it already did.
+    incident.status = S.INVESTIGATING.value
+    incident.resolved_at = None
+    incident.mitigated_at = None
+    incident.reopened_count += 1
+    _touch(incident, now)
+    text = f"Reopened by {mrkdwn.user(user)}"
+    add_system_entry(session, incident, SystemEvent.REOPENED, text, author=user, now=now)
+    announce(session, incident.id, f":rotating_light: {text}.", now=now)
+    reschedule(session, incident, policy, now)
+    return incident
+
+
+def change_severity(
+    session: Session,
+    incident_id: str,
+    severity: str,
+    *,
+    user: str,
+    policy: deadlines.Policy,
+    now: datetime,
+) -> Incident:
+    if severity not in policy.response_targets:
+        raise InvalidChange(f"{severity!r} is not a severity: use P0, P1, P2 or P3.")
+    incident = get(session, incident_id, for_update=True)
+    if incident.severity == severity:
+        raise InvalidChange(f"{incident.id} is already {severity}.")
+    before = incident.severity
+    incident.severity = severity
+    _touch(incident, now)
+    text = f"Severity changed from {before} to {severity} by {mrkdwn.user(user)}"
+    add_system_entry(
+        session,
+        incident,
+        SystemEvent.SEVERITY_CHANGED,
+        text,
+        author=user,
+        now=now,
+        data={"from": before, "to": severity},
+    )
+    announce(session, incident.id, f":arrows_counterclockwise: {text}.", now=now)
+    # Deadlines count from the declaration, so raising a P2 to P0 twenty minutes in is overdue
+    # already: the sweep is told to look now.
+    reschedule(session, incident, policy, now)
+    return incident
+
+
+def add_follow_up(session: Session, incident_id: str, form: FollowUpForm, *, user: str, now: datetime) -> FollowUp:
+    incident = get(session, incident_id, for_update=True)
+    follow_up = FollowUp(
+        incident_id=incident.id,
+        description=form.description,
+        owner=form.owner,
+        due_date=form.due_date,
+        created_at=now,
+    )
+    session.add(follow_up)
+    session.flush()
+    details = [f"owner {mrkdwn.user(form.owner)}" if form.owner else "no owner yet"]
+    if form.due_date:
+        details.append(f"due {form.due_date.isoformat()}")
+    description = mrkdwn.escape(form.description)
+    text = f"Follow-up FU-{follow_up.id} added by {mrkdwn.user(user)}: {description} ({', '.join(details)})"
+    add_system_entry(
+        session, incident, SystemEvent.FOLLOWUP_ADDED, text, author=user, now=now, data={"follow_up": follow_up.id}
+    )
+    announce(session, incident.id, f":memo: {text}.", now=now)
+    return follow_up
+
+
+def record_runbook_use(session: Session, incident_id: str, runbook: str, *, user: str | None, now: datetime) -> None:
+    incident = get(session, incident_id)
+    session.add(RunbookUse(incident_id=incident.id, runbook=runbook, user_id=user, used_at=now))
+    if incident.runbook is None:
+        incident.runbook = runbook
+        session.add(incident)
+    add_system_entry(
+        session,
+        incident,
+        SystemEvent.RUNBOOK_OPENED,
+        f"Runbook {mrkdwn.escape(runbook)} opened by {mrkdwn.user(user)}",
+        author=user,
+        now=now,
+        data={"runbook": runbook},
+    )
+
+
+def _touch(incident: Incident, now: datetime) -> None:
+    incident.last_activity_at = now
+
+
+def card_posted(session: Session, incident_id: str, *, channel_id: str, ts: str) -> None:
+    incident = get(session, incident_id, for_update=True)
+    incident.channel_id = channel_id
+    incident.card_ts = ts
+    session.add(incident)
+
+
+def age(incident: Incident, now: datetime) -> timedelta:
+    return (incident.resolved_at or now) - incident.started_at

@@ -1,0 +1,93 @@
+"""The outbox: Slack calls recorded in the same transaction as the change they announce.
+
+Nothing here talks to Slack (that is bot/delivery.py). Writing the message with the change means
+a crash, a 500 or a 429 storm can delay an announcement but never lose it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from storage.models import Outbox, utcnow
+
+
+class OutboxKind(StrEnum):
+    CARD_POST = "card_post"  # the incident's top-level message; stores channel and ts
+    CARD_UPDATE = "card_update"  # re-render the card from the current state (coalesced)
+    THREAD_REPLY = "thread_reply"  # a reply in the card's thread
+    CHANNEL_POST = "channel_post"  # a top-level post elsewhere (escalation cross-post)
+    DIGEST = "digest"  # a report post, with its chart
+
+
+def insert_ignoring_conflict(session: Session, model: type[Any], values: dict[str, Any]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING on either backend; True when the row went in.
+
+    This is the exactly-once primitive: whichever transaction inserts the key first wins, and
+    every other replica's insert becomes a no-op instead of an error.
+    """
+    table = model.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(table).values(**values).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).values(**values).on_conflict_do_nothing()
+    result = session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def enqueue(
+    session: Session,
+    kind: OutboxKind,
+    *,
+    incident_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Add a Slack call to make; with a dedupe_key, a pending call with that key absorbs it."""
+    now = now or utcnow()
+    return insert_ignoring_conflict(
+        session,
+        Outbox,
+        {
+            "kind": kind.value,
+            "incident_id": incident_id,
+            "payload": payload or {},
+            "dedupe_key": dedupe_key,
+            "created_at": now,
+            "next_attempt_at": now,
+            "attempts": 0,
+        },
+    )
+
+
+def announce(session: Session, incident_id: str, text: str, *, now: datetime | None = None) -> None:
+    """Re-render the card and say what changed in its thread: how every change is shown."""
+    enqueue(session, OutboxKind.THREAD_REPLY, incident_id=incident_id, payload={"text": text}, now=now)
+    refresh_card(session, incident_id, now=now)
+
+
+def refresh_card(session: Session, incident_id: str, *, now: datetime | None = None) -> None:
+    # One pending re-render per incident is enough: it renders whatever is current when sent.
+    enqueue(
+        session,
+        OutboxKind.CARD_UPDATE,
+        incident_id=incident_id,
+        dedupe_key=f"card_update:{incident_id}",
+        now=now,
+    )
+
+
+def pending_count(session: Session) -> int:
+    return session.execute(
+        sa.select(sa.func.count()).select_from(Outbox).where(Outbox.delivered_at.is_(None))  # type: ignore[union-attr]
+    ).scalar_one()

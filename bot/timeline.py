@@ -1,0 +1,169 @@
+"""The human timeline: thread replies, their edits and deletions, and :pushpin: key events.
+
+Slack redelivers events, delivers them out of order, and may send one to two replicas at once.
+Every write here is keyed (event id, message ts) so the timeline comes out the same regardless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel import Session, select
+
+from bot import deadlines, mrkdwn
+from bot.incidents import find_by_thread, reschedule
+from bot.outbox import insert_ignoring_conflict
+from storage.models import EntryKind, Incident, ProcessedEvent, TimelineEntry
+
+
+@dataclass(frozen=True)
+class ThreadMessage:
+    channel_id: str
+    thread_ts: str
+    ts: str
+    user: str | None
+    text: str
+    files: list[dict[str, str]]
+    edited_ts: str | None = None
+
+
+def claim_event(session: Session, event_id: str | None, now: datetime) -> bool:
+    """True the first time an Events API event id is seen, in this transaction's view.
+
+    Claimed in the same transaction as the work, so a failed attempt leaves the id unclaimed and
+    Slack's retry can do it; a replica racing us waits on the key and then backs off.
+    """
+    if not event_id:
+        return True
+    return insert_ignoring_conflict(session, ProcessedEvent, {"event_id": event_id, "received_at": now})
+
+
+def _message_row(incident_id: str, message: ThreadMessage, *, deleted: bool = False) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "kind": EntryKind.MESSAGE.value,
+        "author": message.user,
+        "text": "" if deleted else message.text,
+        "slack_ts": message.ts,
+        "edited_ts": message.edited_ts,
+        "files": [] if deleted else message.files,
+        "data": {},
+        "deleted": deleted,
+        "key_event": False,
+        "occurred_at": mrkdwn.ts_to_datetime(message.ts),
+    }
+
+
+def record_message(
+    session: Session, message: ThreadMessage, *, policy: deadlines.Policy, now: datetime
+) -> TimelineEntry | None:
+    """Store a thread reply once; None when it is not in an incident thread or already stored."""
+    incident = find_by_thread(session, message.channel_id, message.thread_ts)
+    if incident is None:
+        return None
+    if not insert_ignoring_conflict(session, TimelineEntry, _message_row(incident.id, message)):
+        return None
+    incident.last_activity_at = max(incident.last_activity_at or now, now)
+    reschedule(session, incident, policy, now)
+    return _entry(session, incident.id, message.ts)
+
+
+def record_edit(session: Session, message: ThreadMessage, *, now: datetime) -> TimelineEntry | None:
+    """Apply an edit; an edit that arrives before its message creates the entry with the new text."""
+    incident = find_by_thread(session, message.channel_id, message.thread_ts)
+    if incident is None:
+        return None
+    entry = _entry(session, incident.id, message.ts, for_update=True)
+    if entry is None:
+        if insert_ignoring_conflict(session, TimelineEntry, _message_row(incident.id, message)):
+            return _entry(session, incident.id, message.ts)
+        entry = _entry(session, incident.id, message.ts, for_update=True)
+        if entry is None:
+            return None
+    # Slack may deliver edits out of order: only a newer edit replaces the text.
+    if entry.edited_ts and message.edited_ts and float(message.edited_ts) < float(entry.edited_ts):
+        return entry
+    entry.text = message.text
+    entry.edited_ts = message.edited_ts or entry.edited_ts
+    if message.files:
+        entry.files = message.files
+    session.add(entry)
+    return entry
+
+
+def record_delete(session: Session, message: ThreadMessage) -> TimelineEntry | None:
+    incident = find_by_thread(session, message.channel_id, message.thread_ts)
+    if incident is None:
+        return None
+    entry = _entry(session, incident.id, message.ts, for_update=True)
+    if entry is None:
+        # Deleted before we saw it: keep a tombstone so the late original is not resurrected.
+        insert_ignoring_conflict(session, TimelineEntry, _message_row(incident.id, message, deleted=True))
+        entry = _entry(session, incident.id, message.ts, for_update=True)
+        if entry is None:
+            return None
+    entry.deleted = True
+    session.add(entry)
+    return entry
+
+
+def set_key_event(session: Session, *, channel_id: str, ts: str, key_event: bool) -> TimelineEntry | None:
+    """:pushpin: on a thread reply marks it a key event in the postmortem."""
+    entry = session.exec(
+        select(TimelineEntry)
+        .join(Incident, Incident.id == TimelineEntry.incident_id)  # type: ignore[arg-type]
+        .where(Incident.channel_id == channel_id, TimelineEntry.slack_ts == ts)
+    ).first()
+    if entry is None:
+        return None
+    entry.key_event = key_event
+    session.add(entry)
+    return entry
+
+
+def _entry(session: Session, incident_id: str, ts: str, *, for_update: bool = False) -> TimelineEntry | None:
+    statement = select(TimelineEntry).where(TimelineEntry.incident_id == incident_id, TimelineEntry.slack_ts == ts)
+    if for_update:
+        statement = statement.with_for_update()
+    # populate_existing: the row may have changed under this session (a racing replica).
+    return session.exec(statement.execution_options(populate_existing=True)).first()
+
+
+def timeline(session: Session, incident_id: str) -> list[TimelineEntry]:
+    statement = (
+        select(TimelineEntry)
+        .where(TimelineEntry.incident_id == incident_id)
+        .order_by(TimelineEntry.occurred_at, TimelineEntry.id)  # type: ignore[arg-type]
+    )
+    return list(session.exec(statement))
+
+
+class Change(StrEnum):
+    POSTED = "posted"
+    EDITED = "edited"
+    DELETED = "deleted"
+
+
+def ingest(
+    session: Session,
+    change: Change,
+    message: ThreadMessage,
+    *,
+    event_id: str | None,
+    policy: deadlines.Policy,
+    now: datetime,
+) -> TimelineEntry | None:
+    """Apply one thread event, once per event id; messages outside incident threads are ignored
+    (and leave no trace, so the dedupe table only grows with incident traffic)."""
+    if find_by_thread(session, message.channel_id, message.thread_ts) is None:
+        return None
+    if not claim_event(session, event_id, now):
+        return None
+    if change is Change.POSTED:
+        return record_message(session, message, policy=policy, now=now)
+    if change is Change.EDITED:
+        return record_edit(session, message, now=now)
+    return record_delete(session, message)

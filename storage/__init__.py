@@ -1,0 +1,1 @@
+"""Persistence for the incident bot: tables, engine, queries and migrations."""
