@@ -1,0 +1,119 @@
+"""The incident-bot CLI: run, db upgrade, postmortem, report, tracker, seed."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from bot.settings import Settings, SettingsError, load_settings
+from storage import db
+
+log = logging.getLogger("incident-bot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="incident-bot", description="A Slack bot for running incidents.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="run the bot (HTTP mode, or Socket Mode when SLACK_APP_TOKEN is set)")
+    database = commands.add_parser("db", help="database maintenance")
+    database.add_argument("action", choices=["upgrade"], help="apply migrations")
+    postmortem = commands.add_parser("postmortem", help="print one incident as a Markdown postmortem")
+    postmortem.add_argument("incident_id", metavar="INC-YYYY-MM-DD-NNN")
+    report = commands.add_parser("report", help="print a weekly, monthly or quarterly summary")
+    report.add_argument("period", choices=["weekly", "monthly", "quarterly"])
+    report.add_argument("--post", action="store_true", help="also post it to the incident channel")
+    commands.add_parser("tracker", help="print the whole incident tracker as Markdown")
+    seed = commands.add_parser("seed", help="fill the database with a synthetic incident history")
+    seed.add_argument("--incidents", type=int, required=True, metavar="N")
+    seed.add_argument("--seed", type=int, default=None, metavar="S")
+    seed.add_argument("--force", action="store_true", help="replace what the database holds")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "run":
+            from bot.service import run
+
+            return run(settings)
+        return _offline(args, settings)
+    except SettingsError as exc:
+        print(f"incident-bot: {exc}", file=sys.stderr)
+        return 2
+    except db.DatabaseError as exc:
+        print(f"incident-bot: {exc}", file=sys.stderr)
+        return 1
+
+
+def _offline(args: argparse.Namespace, settings: Settings) -> int:
+    """The commands that read or write the database without serving Slack."""
+    from bot import logs
+
+    logs.configure("WARNING")
+    engine = db.create_db_engine(settings.database_url)
+    db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    from storage.models import utcnow
+
+    if args.command == "db":
+        print("database is at the latest revision")
+        return 0
+    if args.command == "postmortem":
+        from bot.reports import render_postmortem
+
+        with db.unit_of_work(sessions) as session:
+            text = render_postmortem(session, args.incident_id)
+        if text is None:
+            print(f"incident-bot: no incident {args.incident_id}", file=sys.stderr)
+            return 1
+        print(text)
+        return 0
+    if args.command == "tracker":
+        from bot.reports import render_tracker
+
+        with db.unit_of_work(sessions) as session:
+            print(render_tracker(session, settings, utcnow()))
+        return 0
+    if args.command == "report":
+        from bot.reports import render_report
+
+        with db.unit_of_work(sessions) as session:
+            print(render_report(session, settings, args.period, utcnow()))
+        if args.post:
+            from bot.digest import post_report_now
+
+            return post_report_now(settings, sessions, args.period)
+        return 0
+    if args.command == "seed":
+        from bot.seed import SeedRefused, seed
+
+        if args.incidents < 0:
+            print("incident-bot: --incidents must be zero or more", file=sys.stderr)
+            return 2
+        try:
+            written = seed(sessions, incidents=args.incidents, seed=args.seed, now=utcnow(), force=args.force)
+        except SeedRefused as exc:
+            print(f"incident-bot: {exc}", file=sys.stderr)
+            return 1
+        print(f"seeded {written} incidents")
+        return 0
+    raise AssertionError(args.command)
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: object) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

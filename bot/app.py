@@ -1,0 +1,55 @@
+"""create_app(runtime) -> App: the Bolt app with every listener wired in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
+
+from bot.listeners import actions, commands, events, views
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(rt: Runtime) -> App:
+    settings = rt.settings
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    identity = rt.identity
+
+    def authorize(enterprise_id: str | None, team_id: str | None, **_: Any) -> AuthorizeResult:
+        # A single-workspace app: the token is known, and who we are is learnt at start-up
+        # (see Identity) rather than by an auth.test on the first request's ack path.
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=identity.team_id or team_id,
+            bot_token=token,
+            bot_user_id=identity.user_id,
+            bot_id=identity.bot_id,
+        )
+
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    app = App(
+        client=rt.client,
+        authorize=authorize,
+        signing_secret=secret or "socket-mode-has-no-signing-secret",
+        request_verification_enabled=not settings.socket_mode,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+        logger=logging.getLogger("slack_bolt"),
+    )
+
+    @app.middleware
+    def only_our_workspace(req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]) -> Any:
+        expected, got = identity.team_id, req.context.team_id
+        if expected and got and got != expected and not req.context.enterprise_id:
+            log.warning("refused a request from another workspace")
+            return BoltResponse(status=403, body="This app is installed in another workspace.")
+        return next()
+
+    for surface in (commands, views, actions, events):
+        surface.register(app, rt)
+    return app

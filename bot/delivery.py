@@ -1,0 +1,260 @@
+"""Delivers the outbox to Slack: after the ack, in order, claimed so one replica sends each call.
+
+A worker thread drains the outbox whenever a listener commits a change (`kick`) and whenever the
+periodic sweep runs, so a call that failed (429 storm, 500, Slack down) is retried until it lands.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlmodel import Session, select
+
+from bot import incidents, mrkdwn
+from bot.blocks import card as card_blocks
+from bot.blocks import messages
+from bot.outbox import OutboxKind
+from bot.settings import Settings
+from storage.db import SessionFactory, unit_of_work
+from storage.models import Escalation, Incident, Outbox, utcnow
+
+log = logging.getLogger(__name__)
+
+# Longer than any single send can take, 429 back-off included: a claim that outlives it is a
+# replica that died mid-send, and its call is taken over.
+LEASE = timedelta(seconds=120)
+MAX_BACKOFF = timedelta(minutes=5)
+
+Handler = Callable[[Session, Outbox, WebClient], None]
+
+
+class Deliverer:
+    def __init__(self, sessions: SessionFactory, client: WebClient, settings: Settings) -> None:
+        self.sessions = sessions
+        self.client = client
+        self.settings = settings
+        self.worker = uuid.uuid4().hex[:12]
+        self.handlers: dict[str, Handler] = {
+            OutboxKind.CARD_POST.value: self._card_post,
+            OutboxKind.CARD_UPDATE.value: self._card_update,
+            OutboxKind.THREAD_REPLY.value: self._thread_reply,
+            OutboxKind.CHANNEL_POST.value: self._channel_post,
+        }
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._drain_lock = threading.Lock()
+
+    # -- the worker -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outbox-delivery", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def kick(self) -> None:
+        """Something was committed to the outbox: deliver it soon, off the caller's thread."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.deliver_pending()
+            except sa.exc.SQLAlchemyError:
+                # The database is away (restart, network): the next kick or sweep tries again.
+                log.warning("outbox delivery paused: database unavailable", exc_info=True)
+
+    # -- one pass -------------------------------------------------------------------------------
+
+    def deliver_pending(self, *, limit: int = 200) -> int:
+        """Send what is due, oldest first; returns how many calls landed."""
+        with self._drain_lock:
+            delivered = 0
+            for row_id in self._candidates(limit):
+                if self._stop.is_set():
+                    break
+                if self._deliver_one(row_id):
+                    delivered += 1
+            return delivered
+
+    def _candidates(self, limit: int) -> list[int]:
+        now = utcnow()
+        with unit_of_work(self.sessions) as session:
+            rows = session.execute(
+                sa.select(Outbox.id, Outbox.kind, Outbox.incident_id, Incident.card_ts)
+                .outerjoin(Incident, Incident.id == Outbox.incident_id)  # type: ignore[arg-type]
+                .where(
+                    Outbox.delivered_at.is_(None),  # type: ignore[union-attr]
+                    Outbox.next_attempt_at <= now,
+                    sa.or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now),  # type: ignore[union-attr]
+                )
+                .order_by(Outbox.id)  # type: ignore[arg-type]
+                .limit(limit)
+            ).all()
+        # Everything about an incident waits for its card: replies go in its thread, updates edit
+        # it, cross-posts link to it. Ordering by id puts the card first.
+        return [
+            row_id
+            for row_id, kind, incident_id, card_ts in rows
+            if incident_id is None or card_ts or kind == OutboxKind.CARD_POST.value
+        ]
+
+    def _claim(self, row_id: int) -> str | None:
+        token = uuid.uuid4().hex[:16]
+        now = utcnow()
+        with unit_of_work(self.sessions) as session:
+            result = session.execute(
+                sa.update(Outbox)
+                .where(
+                    Outbox.id == row_id,
+                    Outbox.delivered_at.is_(None),  # type: ignore[union-attr]
+                    sa.or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now),  # type: ignore[union-attr]
+                )
+                .values(
+                    claimed_until=now + LEASE,
+                    claim_token=token,
+                    attempts=Outbox.attempts + 1,
+                    # A card re-render, once taken, renders whatever is current when sent; a change
+                    # made after this point needs its own row, so free the coalescing key now.
+                    dedupe_key=sa.case((Outbox.kind == OutboxKind.CARD_UPDATE.value, None), else_=Outbox.dedupe_key),
+                )
+            )
+            return token if result.rowcount == 1 else None  # type: ignore[attr-defined]
+
+    def _deliver_one(self, row_id: int) -> bool:
+        token = self._claim(row_id)
+        if token is None:
+            return False  # another replica has it
+        try:
+            with unit_of_work(self.sessions) as session:
+                row = session.get(Outbox, row_id)
+                assert row is not None
+                handler = self.handlers.get(row.kind)
+                if handler is None:
+                    raise LookupError(f"no handler for outbox kind {row.kind!r}")
+                handler(session, row, self.client)
+                row.delivered_at = utcnow()
+                session.add(row)
+            return True
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            self._release(row_id, token, _describe(exc))
+            return False
+        except sa.exc.SQLAlchemyError:
+            raise
+        except Exception as exc:
+            # A bug in a handler must not stop the rest of the outbox; it is logged with its
+            # traceback and the call retried with back-off, so nothing is silently dropped.
+            log.exception("outbox call %s failed", row_id)
+            self._release(row_id, token, f"{type(exc).__name__}: {exc}")
+            return False
+
+    def _release(self, row_id: int, token: str, error: str) -> None:
+        with unit_of_work(self.sessions) as session:
+            row = session.get(Outbox, row_id)
+            if row is None or row.claim_token != token:
+                return
+            backoff = min(timedelta(seconds=2 ** min(row.attempts, 10)), MAX_BACKOFF)
+            row.claimed_until = None
+            row.next_attempt_at = utcnow() + backoff
+            row.last_error = error[:500]
+            session.add(row)
+            log.warning(
+                "Slack call %s (%s, %s) failed, attempt %d, retrying in %ss: %s",
+                row.id,
+                row.kind,
+                row.incident_id,
+                row.attempts,
+                int(backoff.total_seconds()),
+                row.last_error,
+            )
+            if row.kind == OutboxKind.CARD_POST.value and row.attempts == 1 and row.payload.get("notify_user"):
+                self._tell_user(row.payload["notify_user"], messages.card_failed(row.incident_id or ""))
+
+    def _tell_user(self, user_id: str, text: str) -> None:
+        try:
+            self.client.chat_postEphemeral(channel=self.settings.incident_channel, user=user_id, text=text)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning("could not tell %s about a failed card either: %s", user_id, _describe(exc))
+
+    # -- handlers -------------------------------------------------------------------------------
+
+    def render_card(self, session: Session, incident: Incident, now: datetime) -> dict[str, Any]:
+        return card_blocks.card(
+            incident,
+            policy=self.settings.policy(),
+            now=now,
+            runbook=self.runbook_for(incident),
+            follow_ups=len(incidents.follow_ups(session, incident.id)),
+        )
+
+    def runbook_for(self, incident: Incident) -> tuple[str, str] | None:
+        if incident.runbook and "://" in incident.runbook:
+            return ("Alert runbook", incident.runbook)
+        name = incident.runbook if incident.runbook in self.settings.runbooks else None
+        name = name or self.settings.matching_runbook(incident.severity, incident.category)
+        return (name, self.settings.runbook_url(name)) if name else None
+
+    def _card_post(self, session: Session, row: Outbox, client: WebClient) -> None:
+        incident = incidents.get(session, row.incident_id or "")
+        if incident.card_ts:
+            return  # posted already (by a replica that crashed before marking the row)
+        message = self.render_card(session, incident, utcnow())
+        response = client.chat_postMessage(channel=self.settings.incident_channel, **message)
+        incidents.card_posted(session, incident.id, channel_id=response["channel"], ts=response["ts"])
+
+    def _card_update(self, session: Session, row: Outbox, client: WebClient) -> None:
+        incident = incidents.get(session, row.incident_id or "")
+        message = self.render_card(session, incident, utcnow())
+        client.chat_update(channel=incident.channel_id, ts=incident.card_ts, **message)
+
+    def _thread_reply(self, session: Session, row: Outbox, client: WebClient) -> None:
+        incident = incidents.get(session, row.incident_id or "")
+        extra = {"blocks": row.payload["blocks"]} if row.payload.get("blocks") else {}
+        client.chat_postMessage(
+            channel=incident.channel_id, thread_ts=incident.card_ts, text=row.payload["text"], **extra
+        )
+        self._mark_escalation(session, row)
+
+    def _channel_post(self, session: Session, row: Outbox, client: WebClient) -> None:
+        text = row.payload["text"]
+        if row.incident_id:
+            incident = incidents.get(session, row.incident_id)
+            if incident.channel_id and incident.card_ts:
+                text += f"\n<{mrkdwn.thread_link(incident.channel_id, incident.card_ts)}|Open the incident thread>"
+        extra = {"blocks": row.payload["blocks"]} if row.payload.get("blocks") else {}
+        client.chat_postMessage(channel=row.payload["channel"], text=text, **extra)
+
+    def _mark_escalation(self, session: Session, row: Outbox) -> None:
+        escalation_id = row.payload.get("escalation_id")
+        if escalation_id is None:
+            return
+        escalation = session.exec(select(Escalation).where(Escalation.id == escalation_id)).first()
+        if escalation is not None and escalation.delivered_at is None:
+            escalation.delivered_at = utcnow()
+            session.add(escalation)
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason for logs: Slack's error code or the HTTP status, never a token."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        error = response.get("error") if isinstance(response.data, dict) else None
+        return f"HTTP {response.status_code}" + (f" {error}" if error else "")
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -1,0 +1,63 @@
+"""`/incident`: declare (modal), help, list, status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot import incidents
+from bot.blocks import messages, modals
+from bot.forms import parse_command_text
+from bot.ids import COMMAND
+from bot.runtime import Runtime
+from storage.db import unit_of_work
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+LIST_LIMIT = 30
+
+
+def register(app: App, rt: Runtime) -> None:
+    @app.command(COMMAND)
+    def incident_command(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+        parsed = parse_command_text(command.get("text"))
+        if parsed.kind == "help":
+            ack(messages.usage())
+            return
+        if parsed.kind == "usage":
+            ack(messages.usage(parsed.problem))
+            return
+        ack()  # everything below may wait on the database or the Web API
+        if parsed.kind == "declare":
+            open_modal(client, respond, command.get("trigger_id", ""), modals.declare_modal(title=parsed.title))
+        elif parsed.kind == "list":
+            now = utcnow()
+            with unit_of_work(rt.sessions) as session:
+                answer = messages.open_list(
+                    incidents.list_open(session, limit=LIST_LIMIT), incidents.count_open(session), now
+                )
+            respond(**answer)
+        elif parsed.kind == "status":
+            assert parsed.incident_id is not None
+            with unit_of_work(rt.sessions) as session:
+                try:
+                    incident = incidents.get(session, parsed.incident_id)
+                except incidents.IncidentNotFound as exc:
+                    respond(response_type="ephemeral", text=str(exc))
+                    return
+                answer = messages.status(incident, rt.settings.policy(), utcnow())
+            respond(**answer)
+
+
+def open_modal(client: WebClient, respond: Respond | None, trigger_id: str, view: dict[str, Any]) -> None:
+    try:
+        client.views_open(trigger_id=trigger_id, view=view)
+    except (SlackApiError, SlackClientError, OSError) as exc:
+        # trigger_ids expire after 3 s; a slow Slack means the user has to ask again.
+        log.warning("views.open failed: %s", type(exc).__name__)
+        if respond is not None:
+            respond(response_type="ephemeral", text=messages.failed("open the form (Slack was slow)"))

@@ -1,0 +1,96 @@
+"""Events API: thread replies become the timeline; edits, deletions and :pushpin: reactions too."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App
+
+from bot import timeline
+from bot.runtime import Runtime
+from storage.db import unit_of_work
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+KEY_EVENT_REACTION = "pushpin"
+# Message subtypes that are a person saying something in the thread.
+HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
+
+
+def _files(message: dict[str, Any]) -> list[dict[str, str]]:
+    files = []
+    for item in message.get("files") or []:
+        if isinstance(item, dict):
+            files.append(
+                {
+                    "name": str(item.get("name") or item.get("title") or "file"),
+                    "permalink": str(item.get("permalink") or item.get("url_private") or ""),
+                }
+            )
+    return files
+
+
+def to_change(event: dict[str, Any]) -> tuple[timeline.Change, timeline.ThreadMessage] | None:
+    """The timeline change a `message` event means, or None when it is not a human thread reply."""
+    subtype = event.get("subtype")
+    channel = event.get("channel")
+    if not isinstance(channel, str):
+        return None
+    if subtype == "message_changed":
+        message, change = event.get("message") or {}, timeline.Change.EDITED
+    elif subtype == "message_deleted":
+        message, change = event.get("previous_message") or {}, timeline.Change.DELETED
+        message = {**message, "ts": event.get("deleted_ts") or message.get("ts")}
+    elif subtype in HUMAN_SUBTYPES:
+        message, change = event, timeline.Change.POSTED
+    else:
+        return None
+    if not isinstance(message, dict):
+        return None
+    ts, thread_ts = message.get("ts"), message.get("thread_ts")
+    # A reply has a thread_ts other than its own ts; the card itself (and its edits) has neither.
+    if not isinstance(ts, str) or not isinstance(thread_ts, str) or ts == thread_ts:
+        return None
+    if message.get("bot_id") or message.get("subtype") == "bot_message":
+        return None
+    edited = message.get("edited") or {}
+    return change, timeline.ThreadMessage(
+        channel_id=channel,
+        thread_ts=thread_ts,
+        ts=ts,
+        user=message.get("user") if isinstance(message.get("user"), str) else None,
+        text=str(message.get("text") or ""),
+        files=_files(message),
+        edited_ts=edited.get("ts") if isinstance(edited, dict) else None,
+    )
+
+
+def register(app: App, rt: Runtime) -> None:
+    @app.event("message")
+    def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
+        found = to_change(event)
+        if found is None:
+            return
+        change, message = found
+        with unit_of_work(rt.sessions) as session:
+            timeline.ingest(
+                session, change, message, event_id=body.get("event_id"), policy=rt.settings.policy(), now=utcnow()
+            )
+
+    def pin(event: dict[str, Any], key_event: bool) -> None:
+        item = event.get("item") or {}
+        if event.get("reaction") != KEY_EVENT_REACTION or item.get("type") != "message":
+            return
+        with unit_of_work(rt.sessions) as session:
+            timeline.set_key_event(
+                session, channel_id=item.get("channel", ""), ts=item.get("ts", ""), key_event=key_event
+            )
+
+    @app.event("reaction_added")
+    def on_reaction_added(event: dict[str, Any]) -> None:
+        pin(event, True)
+
+    @app.event("reaction_removed")
+    def on_reaction_removed(event: dict[str, Any]) -> None:
+        pin(event, False)

@@ -1,0 +1,48 @@
+"""Logging set-up, with a filter that masks anything shaped like a Slack token or a bearer secret."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+# Slack tokens (xoxb-, xoxp-, xoxa-, xoxe-, xapp-) and Authorization headers, wherever they appear.
+SECRET = re.compile(r"(xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|(?i:bearer)\s+[^\s'\"]+)")
+
+
+def redact(text: str, extra: tuple[str, ...] = ()) -> str:
+    text = SECRET.sub("[redacted]", text)
+    for secret in extra:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Last line of defence: the code never logs secrets, and this catches what a library might."""
+
+    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message, self.secrets)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            formatted = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact(formatted, self.secrets)
+        return True
+
+
+def configure(level: str, secrets: tuple[str, ...] = ()) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")
+    # slack_sdk logs full request bodies at DEBUG; keep it at INFO even when we debug.
+    logging.getLogger("slack_sdk").setLevel(max(root.level, logging.INFO))
+    logging.getLogger("apscheduler").setLevel(max(root.level, logging.WARNING))

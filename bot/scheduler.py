@@ -1,0 +1,59 @@
+"""APScheduler wiring only: which job runs when. The jobs themselves live with their domain."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot import escalation
+from bot.runtime import Runtime
+from storage.db import unit_of_work
+from storage.models import ProcessedEvent, utcnow
+
+log = logging.getLogger(__name__)
+# Slack stops retrying an event after about an hour; a day of ids is ample to recognise repeats.
+EVENT_MEMORY = timedelta(days=1)
+
+
+def sweep_job(rt: Runtime) -> None:
+    """Escalate what is due, then deliver whatever the outbox still holds (retries included)."""
+    try:
+        claimed = escalation.sweep(rt.sessions, rt.settings)
+    except sa.exc.SQLAlchemyError:
+        # The database is away; the next interval tries again and finds the same due work.
+        log.warning("escalation sweep skipped: database unavailable")
+        return
+    if claimed:
+        log.info("sweep claimed %d escalation(s)", len(claimed))
+    rt.deliverer.kick()
+
+
+def forget_old_events(rt: Runtime) -> None:
+    try:
+        with unit_of_work(rt.sessions) as session:
+            session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.received_at < utcnow() - EVENT_MEMORY))
+    except sa.exc.SQLAlchemyError:
+        log.warning("event id clean-up skipped: database unavailable")
+
+
+def build_scheduler(rt: Runtime, *, extra_jobs: list[dict[str, Any]] | None = None) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(
+        sweep_job,
+        "interval",
+        seconds=rt.settings.escalation_check_interval,
+        args=[rt],
+        id="escalation-sweep",
+        # Run at once on start-up: whatever lapsed while the bot was down is announced now.
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(forget_old_events, "interval", hours=1, args=[rt], id="forget-events", max_instances=1)
+    for job in extra_jobs or []:
+        scheduler.add_job(**job)
+    return scheduler

@@ -1,0 +1,146 @@
+"""The HTTP server: /slack/events, /healthz and /alerts/alertmanager, plus Socket Mode start-up.
+
+A threading server (one thread per request, joined on shutdown) rather than Bolt's development
+server: acks must not queue behind a slow request, and SIGTERM must let in-flight requests finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from slack_bolt import App, BoltRequest
+
+from bot.runtime import Runtime
+from storage import db
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024  # Slack's own payloads are far smaller; Alertmanager's are capped here too
+
+# (status, body, headers) for a request path, method, headers and body.
+Route = Callable[[dict[str, str], bytes], tuple[int, bytes, dict[str, str]]]
+
+
+class Health:
+    """Ready once migrations are applied and while the database answers (GET /healthz)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.migrated = threading.Event()
+        self._head: str | None = None
+
+    def check(self) -> bool:
+        if not self.migrated.is_set():
+            return False
+        return db.ping(self.rt.engine)
+
+
+class Server:
+    def __init__(self, rt: Runtime, *, app: App | None, host: str, port: int, health: Health) -> None:
+        self.rt = rt
+        self.app = app
+        self.health = health
+        self.routes: dict[tuple[str, str], Route] = {}
+        if app is not None:
+            self.routes[("POST", "/slack/events")] = self._slack
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            server_version = "incident-bot"
+
+            def do_GET(self) -> None:
+                server._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                server._handle(self, "POST")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("%s %s", self.address_string(), format % args)
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = False  # so shutdown waits for in-flight requests
+        self.httpd.block_on_close = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def add_route(self, method: str, path: str, route: Route) -> None:
+        self.routes[(method, path)] = route
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop taking requests, then wait for the ones in flight."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        path = urlsplit(handler.path).path
+        if method == "GET" and path == "/healthz":
+            ok = self.health.check()
+            self._send(handler, 200 if ok else 503, b"ok" if ok else b"unavailable", {"Content-Type": "text/plain"})
+            return
+        route = self.routes.get((method, path))
+        if route is None:
+            known = {p for _, p in self.routes} | {"/healthz"}
+            status = 405 if path in known else 404
+            self._drain(handler)
+            self._send(handler, status, b"not found" if status == 404 else b"method not allowed", {})
+            return
+        length = handler.headers.get("Content-Length")
+        try:
+            size = int(length) if length is not None else 0
+        except ValueError:
+            self._send(handler, 400, b"bad Content-Length", {}, close=True)
+            return
+        if size > MAX_BODY:
+            self._send(handler, 413, b"request body too large", {}, close=True)
+            return
+        body = handler.rfile.read(size) if size else b""
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        try:
+            status, payload, extra = route(headers, body)
+        except Exception:
+            # Never a traceback to the caller; the log has it.
+            log.exception("unhandled error serving %s %s", method, path)
+            status, payload, extra = 500, b"internal error", {}
+        self._send(handler, status, payload, extra)
+
+    def _drain(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        if 0 < length <= MAX_BODY:
+            handler.rfile.read(length)
+
+    def _send(
+        self, handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str], close: bool = False
+    ) -> None:
+        handler.send_response(status)
+        for key, value in headers.items():
+            if key.lower() != "content-length":
+                handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(body)))
+        if close:
+            handler.send_header("Connection", "close")
+            handler.close_connection = True
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def _slack(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        assert self.app is not None
+        if not self.health.migrated.is_set():
+            return 503, b"starting", {}
+        response = self.app.dispatch(BoltRequest(body=body.decode("utf-8", errors="replace"), headers=headers))
+        flat = {k: v[0] if isinstance(v, list) else str(v) for k, v in response.headers.items()}
+        return response.status, response.body.encode("utf-8"), flat

@@ -1,0 +1,125 @@
+"""`incident-bot run`: start everything in order, and stop it cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot import extensions, logs
+from bot.app import create_app
+from bot.runtime import Runtime
+from bot.scheduler import build_scheduler
+from bot.server import Health, Server
+from bot.settings import Settings
+from storage import db
+
+log = logging.getLogger("incident-bot")
+IDENTITY_RETRY_SECONDS = 5
+
+
+def secrets_of(settings: Settings) -> tuple[str, ...]:
+    values = (
+        settings.slack_bot_token,
+        settings.slack_signing_secret,
+        settings.slack_app_token,
+        settings.alertmanager_token,
+    )
+    return tuple(v.get_secret_value() for v in values if v is not None)
+
+
+class Service:
+    """The running bot. Tests start this same object in-process, so they test the real wiring."""
+
+    def __init__(self, settings: Settings) -> None:
+        settings.require_for_run()
+        self.settings = settings
+        self.stopping = threading.Event()
+        self.engine = db.create_db_engine(settings.database_url)
+        self.rt = Runtime.build(settings, self.engine)
+        self.health = Health(self.rt)
+        self.app = create_app(self.rt)
+        self.server = Server(
+            self.rt,
+            app=None if settings.socket_mode else self.app,
+            host=settings.host,
+            port=settings.port,
+            health=self.health,
+        )
+        extensions.install(self.server, self.rt)
+        self.scheduler: Any = None
+        self.socket_handler: Any = None
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self) -> Service:
+        self.server.start()
+        log.info(
+            "listening on %s:%d (%s mode)",
+            self.settings.host,
+            self.server.port,
+            "Socket" if self.settings.socket_mode else "HTTP",
+        )
+        db.upgrade(self.engine)  # serialised across replicas; /healthz is 503 until it is done
+        self.health.migrated.set()
+        threading.Thread(target=self._learn_identity, name="auth-test", daemon=True).start()
+        self.rt.deliverer.start()
+        self.rt.deliverer.kick()  # whatever an earlier run left undelivered
+        self.scheduler = build_scheduler(self.rt, extra_jobs=extensions.jobs(self.rt))
+        self.scheduler.start()
+        if self.settings.socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            assert self.settings.slack_app_token is not None
+            token = self.settings.slack_app_token.get_secret_value()
+            self.socket_handler = SocketModeHandler(self.app, token, web_client=self.rt.client)
+            threading.Thread(target=self._connect_socket, name="socket-mode", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop taking requests, finish those in flight, stop the scheduler, then the rest."""
+        self.stopping.set()
+        if self.socket_handler is not None:
+            self.socket_handler.close()
+        self.server.stop()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+        self.rt.deliverer.stop()
+        self.engine.dispose()
+
+    def _learn_identity(self) -> None:
+        while not self.stopping.is_set() and not self.rt.identity.learn(self.rt.client):
+            self.stopping.wait(IDENTITY_RETRY_SECONDS)
+
+    def _connect_socket(self) -> None:
+        """Connect Socket Mode, retrying while Slack is unreachable; /healthz keeps serving meanwhile."""
+        delay = 1.0
+        while not self.stopping.is_set():
+            try:
+                self.socket_handler.connect()
+            except (SlackApiError, SlackClientError, OSError) as exc:
+                log.warning("Socket Mode connection failed (%s); retrying in %.0fs", type(exc).__name__, delay)
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 60)
+                continue
+            log.info("connected to Slack over Socket Mode")
+            return
+
+
+def run(settings: Settings) -> int:
+    settings.require_for_run()
+    logs.configure(settings.log_level, secrets_of(settings))
+    stop = threading.Event()
+    from bot.__main__ import install_signal_handlers
+
+    install_signal_handlers(stop)
+    service = Service(settings).start()
+    stop.wait()
+    log.info("stopping: no new requests, finishing those in flight")
+    service.stop()
+    log.info("stopped")
+    return 0
