@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Longer than any single send can take, 429 back-off included: a claim that outlives it is a
 # replica that died mid-send, and its call is taken over.
-LEASE = timedelta(seconds=120)
+LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=5)
 
 Handler = Callable[[Session, Outbox, WebClient], None]

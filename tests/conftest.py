@@ -1,0 +1,126 @@
+"""Shared fixtures: a migrated database on SQLite and on PostgreSQL, fresh for every test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+
+from storage import db
+
+# CI sets REQUIRE_POSTGRES=1 so that an unreachable server fails the run instead of skipping.
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _pg_available() -> bool:
+    try:
+        engine = db.create_db_engine(PG_ADMIN_URL, poolclass=sa.pool.NullPool)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:  # any failure to connect means "no server here"
+        return False
+
+
+_PG_OK: bool | None = None
+
+
+def pg_available() -> bool:
+    global _PG_OK
+    if _PG_OK is None:
+        _PG_OK = _pg_available()
+    return _PG_OK
+
+
+def require_postgres() -> None:
+    if not pg_available():
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required (REQUIRE_POSTGRES=1) but {PG_ADMIN_URL} does not answer")
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+
+
+def create_pg_database(prefix: str = "ib_test") -> str:
+    """A new, empty PostgreSQL database; returns its URL."""
+    require_postgres()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = db.create_db_engine(PG_ADMIN_URL, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = db.create_db_engine(PG_ADMIN_URL, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = db.create_db_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _migrated_pg_url() -> Iterator[str]:
+    url = create_pg_database()
+    engine = db.create_db_engine(url)
+    db.upgrade(engine)
+    engine.dispose()
+    yield url
+    drop_pg_database(url)
+
+
+def _truncate_all(engine: Engine) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a migrated, empty database: a copied SQLite file, or a truncated PostgreSQL one."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("_migrated_sqlite_template")
+        path = tmp_path / "incidents.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    require_postgres()
+    url = request.getfixturevalue("_migrated_pg_url")
+    engine = db.create_db_engine(url, poolclass=sa.pool.NullPool)
+    _truncate_all(engine)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = db.create_db_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> db.SessionFactory:
+    return db.session_factory(engine)
+
+
+# The fake Slack Web API and the in-process bot, for every test module.
+from bot_harness import bot, make_bot  # noqa: E402, F401
+from fake_slack import fake_slack  # noqa: E402, F401
