@@ -53,3 +53,29 @@ class Block(StrEnum):
 
 # Each input block holds one element; its action_id is the block id with this suffix.
 INPUT = "_input"
+
+
+# The Events API subscriptions manifest.yml declares (settings.event_subscriptions.bot_events).
+# Slack delivers nothing it is not subscribed to, and Bolt answers 404 to what no listener handles,
+# so this list, the manifest and the `app.event(...)` listeners must agree (tests/test_manifest.py).
+BOT_EVENTS: tuple[str, ...] = (
+    "message.channels",  # thread replies in public channels: the incident timeline
+    "message.groups",  # the same for an incident channel that is private
+    "reaction_added",  # :pushpin: on a thread reply marks a key event
+    "reaction_removed",  # ...and removing it unmarks it
+    "app_home_opened",  # the Home tab (open incidents, this month's metrics) is drawn when opened
+)
+
+# The bot token scopes manifest.yml requests (oauth_config.scopes.bot): exactly what the code uses.
+BOT_SCOPES: dict[str, str] = {
+    "commands": "the /incident slash command and the 'Declare incident' message shortcut",
+    "chat:write": "post and update incident cards, thread replies, escalations and ephemeral answers "
+    "(chat.postMessage, chat.update, chat.postEphemeral)",
+    "chat:write.public": "post in INCIDENT_CHANNEL / ALERT_CHANNEL (e.g. #ops-incidents, #ops-alerts) "
+    "by name without being invited first",
+    "channels:history": "receive thread replies in public channels as message events (message.channels)",
+    "groups:history": "receive thread replies in private channels as message events (message.groups)",
+    "reactions:read": "receive reaction_added / reaction_removed (:pushpin: key events)",
+    "files:write": "upload the weekly digest's chart (files_upload_v2: files.getUploadURLExternal and "
+    "files.completeUploadExternal)",
+}
