@@ -10,13 +10,14 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot import incidents, mrkdwn
 from bot.blocks import card as card_blocks
@@ -33,7 +34,17 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=5)
 
-Handler = Callable[[Session, Outbox, WebClient], None]
+
+@dataclass(frozen=True)
+class Send:
+    """One Slack call prepared from the database, and what to record once Slack took it."""
+
+    call: Callable[[WebClient], Any]
+    after: Callable[[Session, Any], None] | None = None
+
+
+# Reads what to send (in a short transaction); None means there is nothing left to send.
+Handler = Callable[[Session, Outbox], Send | None]
 
 
 class Deliverer:
@@ -52,6 +63,7 @@ class Deliverer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._drain_lock = threading.Lock()
+        self._joined: set[str] = set()
 
     # -- the worker -----------------------------------------------------------------------------
 
@@ -143,13 +155,21 @@ class Deliverer:
         if token is None:
             return False  # another replica has it
         try:
+            # Three short steps, and no transaction open while Slack is being called: on SQLite a
+            # transaction holds the write lock, and a slow Web API must never delay other writers.
             with unit_of_work(self.sessions) as session:
                 row = session.get(Outbox, row_id)
                 assert row is not None
                 handler = self.handlers.get(row.kind)
                 if handler is None:
                     raise LookupError(f"no handler for outbox kind {row.kind!r}")
-                handler(session, row, self.client)
+                send = handler(session, row)
+            result = send.call(self.client) if send is not None else None
+            with unit_of_work(self.sessions) as session:
+                row = session.get(Outbox, row_id)
+                assert row is not None
+                if send is not None and send.after is not None:
+                    send.after(session, result)
                 row.delivered_at = utcnow()
                 session.add(row)
             return True
@@ -166,6 +186,7 @@ class Deliverer:
             return False
 
     def _release(self, row_id: int, token: str, error: str) -> None:
+        notify: tuple[str, str] | None = None
         with unit_of_work(self.sessions) as session:
             row = session.get(Outbox, row_id)
             if row is None or row.claim_token != token:
@@ -185,7 +206,9 @@ class Deliverer:
                 row.last_error,
             )
             if row.kind == OutboxKind.CARD_POST.value and row.attempts == 1 and row.payload.get("notify_user"):
-                self._tell_user(row.payload["notify_user"], messages.card_failed(row.incident_id or ""))
+                notify = (row.payload["notify_user"], messages.card_failed(row.incident_id or ""))
+        if notify is not None:
+            self._tell_user(*notify)
 
     def _tell_user(self, user_id: str, text: str) -> None:
         try:
@@ -211,44 +234,73 @@ class Deliverer:
         name = name or self.settings.matching_runbook(incident.severity, incident.category)
         return (name, self.settings.runbook_url(name)) if name else None
 
-    def _card_post(self, session: Session, row: Outbox, client: WebClient) -> None:
+    def _card_post(self, session: Session, row: Outbox) -> Send | None:
         incident = incidents.get(session, row.incident_id or "")
         if incident.card_ts:
-            return  # posted already (by a replica that crashed before marking the row)
+            return None  # posted already (by a replica that crashed before marking the row)
         message = self.render_card(session, incident, utcnow())
-        response = client.chat_postMessage(channel=self.settings.incident_channel, **message)
-        incidents.card_posted(session, incident.id, channel_id=response["channel"], ts=response["ts"])
+        incident_id = incident.id
 
-    def _card_update(self, session: Session, row: Outbox, client: WebClient) -> None:
+        def call(client: WebClient) -> Any:
+            response = client.chat_postMessage(channel=self.settings.incident_channel, **message)
+            self._join(client, response["channel"])
+            return response
+
+        def after(session: Session, response: Any) -> None:
+            incidents.card_posted(session, incident_id, channel_id=response["channel"], ts=response["ts"])
+
+        return Send(call, after)
+
+    def _join(self, client: WebClient, channel_id: str) -> None:
+        """Be a member of the incident channel, or Slack sends no events for its threads.
+
+        chat:write.public lets the bot post there uninvited, which would hide the problem until
+        someone noticed an empty timeline. Joining is idempotent; a private channel needs an /invite.
+        """
+        if channel_id in self._joined:
+            return
+        try:
+            client.conversations_join(channel=channel_id)
+            self._joined.add(channel_id)
+        except (SlackApiError, SlackClientError, OSError) as exc:
+            log.warning(
+                "could not join %s (%s): invite the bot there so it can record the timeline",
+                channel_id,
+                _describe(exc),
+            )
+
+    def _card_update(self, session: Session, row: Outbox) -> Send:
         incident = incidents.get(session, row.incident_id or "")
         message = self.render_card(session, incident, utcnow())
-        client.chat_update(channel=incident.channel_id, ts=incident.card_ts, **message)
+        channel, ts = incident.channel_id, incident.card_ts
+        return Send(lambda client: client.chat_update(channel=channel, ts=ts, **message))
 
-    def _thread_reply(self, session: Session, row: Outbox, client: WebClient) -> None:
+    def _thread_reply(self, session: Session, row: Outbox) -> Send:
         incident = incidents.get(session, row.incident_id or "")
         extra = {"blocks": row.payload["blocks"]} if row.payload.get("blocks") else {}
-        client.chat_postMessage(
-            channel=incident.channel_id, thread_ts=incident.card_ts, text=row.payload["text"], **extra
+        channel, ts, text = incident.channel_id, incident.card_ts, row.payload["text"]
+        escalation_id = row.payload.get("escalation_id")
+        return Send(
+            lambda client: client.chat_postMessage(channel=channel, thread_ts=ts, text=text, **extra),
+            (lambda session, _: _mark_escalation(session, escalation_id)) if escalation_id else None,
         )
-        self._mark_escalation(session, row)
 
-    def _channel_post(self, session: Session, row: Outbox, client: WebClient) -> None:
+    def _channel_post(self, session: Session, row: Outbox) -> Send:
         text = row.payload["text"]
         if row.incident_id:
             incident = incidents.get(session, row.incident_id)
             if incident.channel_id and incident.card_ts:
                 text += f"\n<{mrkdwn.thread_link(incident.channel_id, incident.card_ts)}|Open the incident thread>"
         extra = {"blocks": row.payload["blocks"]} if row.payload.get("blocks") else {}
-        client.chat_postMessage(channel=row.payload["channel"], text=text, **extra)
+        channel = row.payload["channel"]
+        return Send(lambda client: client.chat_postMessage(channel=channel, text=text, **extra))
 
-    def _mark_escalation(self, session: Session, row: Outbox) -> None:
-        escalation_id = row.payload.get("escalation_id")
-        if escalation_id is None:
-            return
-        escalation = session.exec(select(Escalation).where(Escalation.id == escalation_id)).first()
-        if escalation is not None and escalation.delivered_at is None:
-            escalation.delivered_at = utcnow()
-            session.add(escalation)
+
+def _mark_escalation(session: Session, escalation_id: int) -> None:
+    escalation = session.get(Escalation, escalation_id)
+    if escalation is not None and escalation.delivered_at is None:
+        escalation.delivered_at = utcnow()
+        session.add(escalation)
 
 
 def _describe(exc: BaseException) -> str:

@@ -73,6 +73,8 @@ BOT_SCOPES: dict[str, str] = {
     "(chat.postMessage, chat.update, chat.postEphemeral)",
     "chat:write.public": "post in INCIDENT_CHANNEL / ALERT_CHANNEL (e.g. #ops-incidents, #ops-alerts) "
     "by name without being invited first",
+    "channels:join": "join INCIDENT_CHANNEL after posting the first card there, so thread replies "
+    "arrive as events without anyone having to /invite the bot (conversations.join)",
     "channels:history": "receive thread replies in public channels as message events (message.channels)",
     "groups:history": "receive thread replies in private channels as message events (message.groups)",
     "reactions:read": "receive reaction_added / reaction_removed (:pushpin: key events)",
