@@ -8,7 +8,7 @@ database says happened and what Slack is told can never disagree for long.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,7 +54,7 @@ def allocate_id(session: Session, when: datetime) -> str:
     One upsert on the day's counter row: PostgreSQL locks the row, SQLite the database, so two
     replicas declaring in the same instant get different numbers, never the same one twice.
     """
-    day = when.date()
+    day = (when.astimezone(UTC) if when.tzinfo else when).date()
     table = DayCounter.__table__  # type: ignore[attr-defined]
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert

@@ -117,6 +117,7 @@ class Incident(SQLModel, table=True):
         sa.Index("ix_incident_card", "channel_id", "card_ts"),
         sa.Index("ix_incident_started", "started_at"),
         sa.Index("ix_incident_resolved", "resolved_at"),
+        sa.Index("ix_incident_declared", "declared_at"),
     )
 
     id: str = Field(primary_key=True, max_length=32)  # INC-YYYY-MM-DD-NNN

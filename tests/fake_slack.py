@@ -123,7 +123,8 @@ class FakeSlack:
     """A thread-safe, recording stand-in for https://slack.com/api/ served on 127.0.0.1.
 
     Point `WebClient(token=..., base_url=fake.url)` at it. Fault injection: `fail()`, `delay()`,
-    `heal()`; connection refused: `refuse()` closes the listening socket, `accept()` re-opens the same port.
+    `heal()`; connection refused: `refuse()` closes the listening socket and `accept()` re-binds the same
+    port (another process could grab it in between, which is unlikely on loopback within a test).
     """
 
     def __init__(

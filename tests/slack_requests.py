@@ -133,7 +133,7 @@ def post(url: str, request: SignedRequest, timeout: float = 10) -> tuple[int, by
 
 
 def _json_bytes(obj: Any) -> bytes:
-    # Slack emits compact JSON with "/" escaped as "\/"; reproducing it keeps bots from parsing raw text.
+    # Slack emits compact JSON with "/" escaped as "\/"; reproducing it exposes code that greps raw bodies.
     return json.dumps(obj, separators=(",", ":")).replace("/", "\\/").encode("utf-8")
 
 

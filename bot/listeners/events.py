@@ -20,7 +20,8 @@ HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
 
 def _files(message: dict[str, Any]) -> list[dict[str, str]]:
     files = []
-    for item in message.get("files") or []:
+    items = message.get("files")
+    for item in items if isinstance(items, list) else []:
         if isinstance(item, dict):
             files.append(
                 {
@@ -41,8 +42,10 @@ def to_change(event: dict[str, Any]) -> tuple[timeline.Change, timeline.ThreadMe
         message, change = event.get("message") or {}, timeline.Change.EDITED
     elif subtype == "message_deleted":
         message, change = event.get("previous_message") or {}, timeline.Change.DELETED
+        if not isinstance(message, dict):
+            return None
         message = {**message, "ts": event.get("deleted_ts") or message.get("ts")}
-    elif subtype in HUMAN_SUBTYPES:
+    elif (subtype is None or isinstance(subtype, str)) and subtype in HUMAN_SUBTYPES:
         message, change = event, timeline.Change.POSTED
     else:
         return None
@@ -62,7 +65,7 @@ def to_change(event: dict[str, Any]) -> tuple[timeline.Change, timeline.ThreadMe
         user=message.get("user") if isinstance(message.get("user"), str) else None,
         text=str(message.get("text") or ""),
         files=_files(message),
-        edited_ts=edited.get("ts") if isinstance(edited, dict) else None,
+        edited_ts=edited.get("ts") if isinstance(edited, dict) and isinstance(edited.get("ts"), str) else None,
     )
 
 

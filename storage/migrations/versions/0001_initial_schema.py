@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 14:54:28.052051
+Create Date: 2026-11-26 15:08:16.189922
 """
 
 from collections.abc import Sequence
@@ -70,6 +70,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('incident', schema=None) as batch_op:
         batch_op.create_index('ix_incident_card', ['channel_id', 'card_ts'], unique=False)
+        batch_op.create_index('ix_incident_declared', ['declared_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_incident_next_check_at'), ['next_check_at'], unique=False)
         batch_op.create_index('ix_incident_open', ['status', 'declared_at'], unique=False)
         batch_op.create_index('ix_incident_resolved', ['resolved_at'], unique=False)
@@ -216,6 +217,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_incident_resolved')
         batch_op.drop_index('ix_incident_open')
         batch_op.drop_index(batch_op.f('ix_incident_next_check_at'))
+        batch_op.drop_index('ix_incident_declared')
         batch_op.drop_index('ix_incident_card')
 
     op.drop_table('incident')
