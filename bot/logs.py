@@ -18,6 +18,16 @@ def redact(text: str, extra: tuple[str, ...] = ()) -> str:
     return text
 
 
+# Bolt reads SLACK_BOT_TOKEN itself and warns that it is unused because the app authorises with the
+# token it is given (see bot/app.py); the warnings are true but alarm operators for no reason.
+BOLT_NOISE = ("`token` will be unused", "`token` (or SLACK_BOT_TOKEN env variable) will be ignored")
+
+
+class QuietBoltFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "slack_bolt" and any(n in record.getMessage() for n in BOLT_NOISE))
+
+
 class RedactingFilter(logging.Filter):
     """Last line of defence: the code never logs secrets, and this catches what a library might."""
 
@@ -40,6 +50,7 @@ def configure(level: str, secrets: tuple[str, ...] = ()) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(secrets))
+    handler.addFilter(QuietBoltFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if level.upper() in logging.getLevelNamesMapping() else "INFO")

@@ -494,6 +494,7 @@ class FakeSlack:
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "conversations.info": self._conversations_info,
+            "conversations.join": self._conversations_join,
             "users.info": self._users_info,
             "apps.connections.open": lambda _p: {"ok": True, "url": "ws://127.0.0.1:1/invalid"},
         }
@@ -656,6 +657,13 @@ class FakeSlack:
                 }
             )
         return {"ok": True, "files": out}
+
+    def _conversations_join(self, params: Params) -> dict[str, Any]:
+        """Joining a public channel (C…) works; Slack refuses it for private ones (G…)."""
+        channel_id = self.resolve_channel(str(params.get("channel", "")))
+        if not channel_id.startswith("C"):
+            return {"ok": False, "error": "method_not_supported_for_channel_type"}
+        return self._conversations_info(params)
 
     def _conversations_info(self, params: Params) -> dict[str, Any]:
         channel_id = self.resolve_channel(str(params.get("channel", "")))

@@ -183,6 +183,13 @@ def test_declaring_stores_and_posts_the_card(bot: Bot) -> None:
     assert any("<@U0CAROL> is the incident commander" in t for t in thread_replies(bot, incident))
 
 
+def test_bot_joins_the_incident_channel_once(bot: Bot) -> None:
+    bot.declare("First")
+    bot.declare("Second")
+    joins = bot.fake.wait_for("conversations.join")
+    assert [c.params["channel"] for c in joins] == ["C0INCIDENTS"]  # so thread replies reach it as events
+
+
 def test_incident_channel_may_be_an_id(make_bot: Any) -> None:
     bot = make_bot(incident_channel="C0WARROOM")
     incident = bot.declare()

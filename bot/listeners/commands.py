@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy as sa
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import incidents
 from bot.blocks import messages, modals
-from bot.forms import parse_command_text
+from bot.forms import CommandText, parse_command_text
 from bot.ids import COMMAND
 from bot.runtime import Runtime
 from storage.db import unit_of_work
@@ -32,6 +33,13 @@ def register(app: App, rt: Runtime) -> None:
             ack(messages.usage(parsed.problem))
             return
         ack()  # everything below may wait on the database or the Web API
+        try:
+            answer_later(parsed, command, client, respond)
+        except sa.exc.SQLAlchemyError:
+            log.exception("/incident %s failed", parsed.kind)
+            respond(response_type="ephemeral", text=messages.failed(f"run `{COMMAND} {parsed.kind}`"))
+
+    def answer_later(parsed: CommandText, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         if parsed.kind == "declare":
             open_modal(client, respond, command.get("trigger_id", ""), modals.declare_modal(title=parsed.title))
         elif parsed.kind == "list":
