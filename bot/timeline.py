@@ -83,8 +83,9 @@ def record_edit(session: Session, message: ThreadMessage, *, now: datetime) -> T
         entry = _entry(session, incident.id, message.ts, for_update=True)
         if entry is None:
             return None
-    # Slack may deliver edits out of order: only a newer edit replaces the text.
-    if entry.edited_ts and message.edited_ts and float(message.edited_ts) < float(entry.edited_ts):
+    # A deletion is final, whatever order Slack delivers things in; and edits may arrive out of
+    # order, so only a newer edit replaces the text.
+    if entry.deleted or _ts_value(message.edited_ts) < _ts_value(entry.edited_ts):
         return entry
     entry.text = message.text
     entry.edited_ts = message.edited_ts or entry.edited_ts
@@ -92,6 +93,13 @@ def record_edit(session: Session, message: ThreadMessage, *, now: datetime) -> T
         entry.files = message.files
     session.add(entry)
     return entry
+
+
+def _ts_value(ts: str | None) -> float:
+    try:
+        return float(ts) if ts else 0.0
+    except ValueError:
+        return 0.0
 
 
 def record_delete(session: Session, message: ThreadMessage) -> TimelineEntry | None:
