@@ -40,8 +40,10 @@ def insert_ignoring_conflict(session: Session, model: type[Any], values: dict[st
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         statement = sqlite_insert(table).values(**values).on_conflict_do_nothing()
-    result = session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # Without preserve_rowcount, SQLAlchemy 2.1 on psycopg reports -1 for an INSERT (truthy even
+    # when the conflict made it a no-op), which would let every replica "win".
+    result = session.execute(statement.execution_options(preserve_rowcount=True))
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def enqueue(
