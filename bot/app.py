@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 
-from bot.listeners import actions, commands, events, views
+from bot.listeners import actions, commands, events, home, views
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+# Listeners ack from Bolt's thread pool; with Bolt's default of 5 threads, five listeners waiting on a
+# slow Web API (views.open, respond) held up every other request's ack past Slack's 3 s.
+LISTENER_THREADS = 64
 
 
 def create_app(rt: Runtime) -> App:
@@ -40,6 +44,7 @@ def create_app(rt: Runtime) -> App:
         process_before_response=False,
         raise_error_for_unhandled_request=False,
         logger=logging.getLogger("slack_bolt"),
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
     )
 
     @app.middleware
@@ -50,6 +55,6 @@ def create_app(rt: Runtime) -> App:
             return BoltResponse(status=403, body="This app is installed in another workspace.")
         return next()
 
-    for surface in (commands, views, actions, events):
+    for surface in (commands, views, actions, events, home):
         surface.register(app, rt)
     return app

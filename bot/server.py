@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +22,14 @@ from storage import db
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # Slack's own payloads are far smaller; Alertmanager's are capped here too
+DISCARD_MAX, DISCARD_SECONDS = 16 * MAX_BODY, 2.0  # how much of a refused body is read to answer 413
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: in a burst of Slack requests the rest were dropped, and
+    # the sender's SYN retry added a second (then three) to their acks.
+    request_queue_size = 128
+
 
 # (status, body, headers) for a request path, method, headers and body.
 Route = Callable[[dict[str, str], bytes], tuple[int, bytes, dict[str, str]]]
@@ -63,7 +72,7 @@ class Server:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("%s %s", self.address_string(), format % args)
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = _HTTPServer((host, port), Handler)
         self.httpd.daemon_threads = False  # so shutdown waits for in-flight requests
         self.httpd.block_on_close = True
         self._thread: threading.Thread | None = None
@@ -103,10 +112,13 @@ class Server:
         try:
             size = int(length) if length is not None else 0
         except ValueError:
+            size = -1
+        if size < 0:  # a negative length would read until the client hangs up
             self._send(handler, 400, b"bad Content-Length", {}, close=True)
             return
         if size > MAX_BODY:
             self._send(handler, 413, b"request body too large", {}, close=True)
+            self._discard(handler, size)
             return
         body = handler.rfile.read(size) if size else b""
         headers = {k.lower(): v for k, v in handler.headers.items()}
@@ -117,6 +129,20 @@ class Server:
             log.exception("unhandled error serving %s %s", method, path)
             status, payload, extra = 500, b"internal error", {}
         self._send(handler, status, payload, extra)
+
+    def _discard(self, handler: BaseHTTPRequestHandler, size: int) -> None:
+        """Read and drop a refused body (within limits) before closing: a client still sending it
+        would otherwise get a connection reset instead of our answer."""
+        remaining, deadline = min(size, DISCARD_MAX), time.monotonic() + DISCARD_SECONDS
+        try:
+            handler.connection.settimeout(DISCARD_SECONDS)
+            while remaining > 0 and time.monotonic() < deadline:
+                chunk = handler.rfile.read1(min(remaining, 65536))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        except OSError:
+            return  # the client hung up or stalled: nothing left to answer, the 413 was sent
 
     def _drain(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
