@@ -105,6 +105,14 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    @field_validator("response_targets", "resolution_targets", "update_reminder", "escalation_repeat", mode="before")
+    @classmethod
+    def _plain_seconds(cls, value: Any) -> Any:
+        # pydantic reads "PT5M" and 300 but not "300"; a plain number, quoted or not, means seconds.
+        if isinstance(value, dict):
+            return {key: _seconds(duration) for key, duration in value.items()}
+        return _seconds(value)
+
     @field_validator("response_targets", "resolution_targets")
     @classmethod
     def _all_severities(cls, value: dict[str, timedelta], info: Any) -> dict[str, timedelta]:
@@ -176,6 +184,14 @@ class Settings(BaseSettings):
     def _crontab(cls, value: str) -> str:
         if value.strip() and len(value.split()) != 5:
             raise ValueError(f"{value!r} is not a 5-field crontab")
+        if value.strip():
+            from apscheduler.triggers.cron import CronTrigger
+
+            # Check it here as the scheduler will read it, or a typo only shows when the bot starts.
+            try:
+                CronTrigger.from_crontab(value.strip(), timezone="UTC")
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a valid crontab: {exc}") from None
         return value.strip()
 
     @model_validator(mode="after")
@@ -247,7 +263,13 @@ class Settings(BaseSettings):
             if not os.path.isfile(config_file):
                 raise SettingsError(f"CONFIG_FILE {config_file!r} does not exist or is not a file.")
             # Lowest precedence: the environment always wins over the file.
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            import yaml
+
+            try:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            except yaml.YAMLError as exc:
+                reason = " ".join(str(exc).split())
+                raise SettingsError(f"CONFIG_FILE {config_file!r} is not valid YAML: {reason}") from None
         sources.append(file_secret_settings)
         return tuple(sources)
 
@@ -258,6 +280,15 @@ def _check_severity_keys(value: dict[str, Any], field: str) -> None:
         raise ValueError(f"unknown severities {unknown}: use {', '.join(SEVERITIES)}")
 
 
+def _seconds(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _check_contact(contact: str) -> None:
     if not contact or contact[0] not in "UWS" or not contact[1:].isalnum():
         raise ValueError(f"{contact!r} is not a Slack user (U…/W…) or user-group (S…) id")
@@ -266,9 +297,15 @@ def _check_contact(contact: str) -> None:
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings, turning validation errors into one readable SettingsError."""
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError as SourceError
 
     try:
         return Settings(**overrides)
+    except SourceError as exc:
+        # A value that could not even be decoded (malformed JSON in a map or list setting).
+        field = str(exc).split('"')[1].upper() if str(exc).count('"') >= 2 else "settings"
+        reason = f" ({exc.__cause__})" if exc.__cause__ else ""
+        raise SettingsError(f"invalid settings: {field}: not valid JSON{reason}") from None
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
