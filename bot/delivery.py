@@ -58,6 +58,7 @@ class Deliverer:
             OutboxKind.CARD_UPDATE.value: self._card_update,
             OutboxKind.THREAD_REPLY.value: self._thread_reply,
             OutboxKind.CHANNEL_POST.value: self._channel_post,
+            OutboxKind.DIGEST.value: self._digest,
         }
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -284,6 +285,12 @@ class Deliverer:
             lambda client: client.chat_postMessage(channel=channel, thread_ts=ts, text=text, **extra),
             (lambda session, _: _mark_escalation(session, escalation_id)) if escalation_id else None,
         )
+
+    def _digest(self, session: Session, row: Outbox) -> Send | None:
+        # bot.digest builds on this module (Send, Deliverer), so it is imported when first needed.
+        from bot import digest
+
+        return digest.send(self, session, row)
 
     def _channel_post(self, session: Session, row: Outbox) -> Send:
         text = row.payload["text"]

@@ -267,7 +267,11 @@ class DigestRun(SQLModel, table=True):
     period: str = Field(max_length=16)  # weekly | monthly | quarterly
     period_start: date
     claimed_at: datetime = _ts(nullable=False)
-    delivered_at: datetime | None = _ts()
+    # Where the digest message landed: set once it is posted, so a retry of the chart upload (or a
+    # restart between the two steps) threads the chart under it instead of posting the message again.
+    channel_id: str | None = Field(default=None, max_length=32)
+    ts: str | None = Field(default=None, max_length=32)
+    delivered_at: datetime | None = _ts()  # message and chart both delivered
 
 
 class RunbookUse(SQLModel, table=True):

@@ -1,0 +1,33 @@
+"""App Home: draw the Home tab whenever someone opens it (Bolt has acked the event by then)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot import incidents, metrics
+from bot.blocks import home
+from bot.runtime import Runtime
+from storage.db import unit_of_work
+from storage.models import utcnow
+
+
+def register(app: App, rt: Runtime) -> None:
+    @app.event("app_home_opened")
+    def on_home_opened(event: dict[str, Any], client: WebClient) -> None:
+        # The same event arrives for the Messages tab; only the Home tab is ours to draw.
+        user = event.get("user")
+        if event.get("tab") != "home" or not isinstance(user, str):
+            return
+        client.views_publish(user_id=user, view=home_view(rt, utcnow()))
+
+
+def home_view(rt: Runtime, now: datetime) -> dict[str, Any]:
+    with unit_of_work(rt.sessions) as session:
+        open_incidents = incidents.list_open(session, limit=home.INCIDENT_LIMIT)
+        total = incidents.count_open(session)
+        status = metrics.current_status(session, settings=rt.settings, now=now)
+    return home.home_view(open_incidents, total, status, policy=rt.settings.policy(), now=now)
