@@ -261,3 +261,59 @@ def test_sweep_looks_only_at_due_incidents(sessions: Any) -> None:
         (c.incident_id, c.kind) for c in claimed
     ] == [(due.id, "response")]
     assert escalation.sweep(sessions, settings, now=now) == []  # claimed once only
+
+
+def test_concurrent_sweepers_claim_each_escalation_once(sessions: Any, db_url: str) -> None:
+    """Several sweepers racing over the same due incidents (replicas): every escalation is won once."""
+    import threading
+    from datetime import timedelta
+
+    from bot import escalation, incidents
+    from bot.forms import DeclareForm
+    from bot.outbox import OutboxKind
+    from bot.settings import Settings
+    from storage.models import Outbox, utcnow
+
+    settings = Settings(slack_bot_token="xoxb-x", slack_signing_secret="s", escalation_max_repeats=0)
+    now = utcnow()
+    with unit_of_work(sessions) as session:
+        for n in range(20):
+            incidents.declare(
+                session,
+                DeclareForm(title=f"due {n}", severity="P0"),
+                declared_by="U1",
+                policy=settings.policy(),
+                now=now - timedelta(minutes=6),
+            )
+    for _round in range(3):
+        barrier = threading.Barrier(4)
+        results: list[list[escalation.Claimed]] = []
+        errors: list[BaseException] = []
+
+        def sweeper() -> None:
+            try:
+                barrier.wait()
+                results.append(escalation.sweep(sessions, settings, now=now))
+            except BaseException as exc:  # collected and re-raised in the test thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=sweeper) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        won = [(c.incident_id, c.kind, c.level) for claimed in results for c in claimed]
+        assert len(won) == len(set(won))  # nobody won anything twice
+        if _round == 0:
+            assert len(won) == 20  # one response escalation per due incident, by whoever won it
+        else:
+            assert won == []
+    with unit_of_work(sessions) as session:
+        rows = session.exec(select(Escalation)).all()
+        replies = [
+            o
+            for o in session.exec(select(Outbox)).all()
+            if o.kind == OutboxKind.THREAD_REPLY.value and "escalation_id" in o.payload
+        ]
+    assert len(rows) == 20 and len(replies) == 20
