@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot import escalation
+from bot import escalation, timeline
 from bot.runtime import Runtime
 from storage.db import unit_of_work
 from storage.models import ProcessedEvent, utcnow
@@ -30,12 +30,19 @@ def sweep_job(rt: Runtime) -> None:
     if claimed:
         log.info("sweep claimed %d escalation(s)", len(claimed))
     rt.deliverer.kick()
+    try:
+        # A pin and its reply handled at the same instant in two transactions can miss each other.
+        with unit_of_work(rt.sessions) as session:
+            timeline.apply_pending_pins(session)
+    except sa.exc.SQLAlchemyError:
+        log.warning("pending pins not applied: database unavailable")
 
 
 def forget_old_events(rt: Runtime) -> None:
     try:
         with unit_of_work(rt.sessions) as session:
             session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.received_at < utcnow() - EVENT_MEMORY))
+            timeline.apply_pending_pins(session, older_than=utcnow() - EVENT_MEMORY)
     except sa.exc.SQLAlchemyError:
         log.warning("event id clean-up skipped: database unavailable")
 

@@ -11,12 +11,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot import deadlines, mrkdwn
 from bot.incidents import find_by_thread, reschedule
 from bot.outbox import insert_ignoring_conflict
-from storage.models import EntryKind, Incident, ProcessedEvent, TimelineEntry
+from storage.models import EntryKind, Incident, PendingPin, ProcessedEvent, TimelineEntry
 
 
 @dataclass(frozen=True)
@@ -118,18 +119,49 @@ def record_delete(session: Session, message: ThreadMessage) -> TimelineEntry | N
     return entry
 
 
-def set_key_event(session: Session, *, channel_id: str, ts: str, key_event: bool) -> TimelineEntry | None:
-    """:pushpin: on a thread reply marks it a key event in the postmortem."""
+def set_key_event(
+    session: Session, *, channel_id: str, ts: str, key_event: bool, now: datetime
+) -> TimelineEntry | None:
+    """:pushpin: on a thread reply marks it a key event in the postmortem.
+
+    A pin on a reply not stored yet is kept aside and applied when the reply arrives (or by the
+    sweep's reconciliation, should the two race in separate transactions).
+    """
     entry = session.exec(
         select(TimelineEntry)
         .join(Incident, Incident.id == TimelineEntry.incident_id)  # type: ignore[arg-type]
         .where(Incident.channel_id == channel_id, TimelineEntry.slack_ts == ts)
     ).first()
     if entry is None:
+        pending = session.get(PendingPin, (channel_id, ts))
+        if pending is None:
+            session.add(PendingPin(channel_id=channel_id, ts=ts, key_event=key_event, received_at=now))
+        else:
+            pending.key_event = key_event
+            session.add(pending)
         return None
     entry.key_event = key_event
     session.add(entry)
     return entry
+
+
+def apply_pending_pins(session: Session, *, older_than: datetime | None = None) -> int:
+    """Apply pins whose reply has arrived since; drop those older than `older_than` (never matched)."""
+    rows = session.execute(
+        sa.select(PendingPin, TimelineEntry)
+        .join(Incident, Incident.channel_id == PendingPin.channel_id)  # type: ignore[arg-type]
+        .join(
+            TimelineEntry,
+            sa.and_(TimelineEntry.incident_id == Incident.id, TimelineEntry.slack_ts == PendingPin.ts),  # type: ignore[arg-type]
+        )
+    ).all()
+    for pending, entry in rows:
+        entry.key_event = pending.key_event
+        session.add(entry)
+        session.delete(pending)
+    if older_than is not None:
+        session.execute(sa.delete(PendingPin).where(PendingPin.received_at < older_than))
+    return len(rows)
 
 
 def _entry(session: Session, incident_id: str, ts: str, *, for_update: bool = False) -> TimelineEntry | None:
@@ -171,7 +203,15 @@ def ingest(
     if not claim_event(session, event_id, now):
         return None
     if change is Change.POSTED:
-        return record_message(session, message, policy=policy, now=now)
-    if change is Change.EDITED:
-        return record_edit(session, message, now=now)
-    return record_delete(session, message)
+        entry = record_message(session, message, policy=policy, now=now)
+    elif change is Change.EDITED:
+        entry = record_edit(session, message, now=now)
+    else:
+        entry = record_delete(session, message)
+    if entry is not None:
+        pending = session.get(PendingPin, (message.channel_id, message.ts))
+        if pending is not None:
+            entry.key_event = pending.key_event
+            session.add(entry)
+            session.delete(pending)
+    return entry

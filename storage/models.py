@@ -257,6 +257,18 @@ class ProcessedEvent(SQLModel, table=True):
     received_at: datetime = _ts(nullable=False)
 
 
+class PendingPin(SQLModel, table=True):
+    """A :pushpin: that arrived before the reply it pins (Slack does not promise event order, and
+    a reaction carries no thread_ts to find the incident by). Applied when the reply is stored."""
+
+    __tablename__ = "pending_pin"
+
+    channel_id: str = Field(primary_key=True, max_length=32)
+    ts: str = Field(primary_key=True, max_length=32)
+    key_event: bool = True
+    received_at: datetime = _ts(nullable=False)
+
+
 class DigestRun(SQLModel, table=True):
     """One report period posted (or claimed): the unique key makes each period post once."""
 

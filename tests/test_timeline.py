@@ -471,3 +471,47 @@ def test_unsigned_and_stale_requests_are_refused_and_store_nothing(bot: Bot, inc
     last = sentinel(bot, incident)
     assert [e.slack_ts for e in messages(bot, incident)] == [last.slack_ts]
     assert not any(processed(bot, f"EvBAD{i}") for i in range(3))
+
+
+def test_pin_arriving_before_its_reply_is_applied_when_the_reply_arrives(bot: Bot, incident: Incident) -> None:
+    ts = sr.new_ts()
+    assert incident.channel_id
+    send_event(bot, sr.reaction_added(incident.channel_id, ts, "U0CAROL"))
+    poll(lambda: processed_pin(bot, incident.channel_id or "", ts), message="pin kept aside")
+    send_event(bot, reply_event(incident, ts, "Error rate back to normal"))
+    wait_entry(bot, incident, ts, "the pinned reply", key_event=True)
+
+
+def processed_pin(bot: Bot, channel_id: str, ts: str) -> bool:
+    from storage.models import PendingPin
+
+    with unit_of_work(bot.sessions) as session:
+        return session.get(PendingPin, (channel_id, ts)) is not None
+
+
+def test_pending_pins_are_reconciled_by_the_sweep(sessions: Any) -> None:
+    """A pin and its reply committed in separate, racing transactions still meet."""
+    from bot.forms import DeclareForm
+    from bot.incidents import card_posted, declare
+    from bot.settings import Settings
+    from storage.models import PendingPin, utcnow
+
+    settings = Settings(slack_bot_token="xoxb-x", slack_signing_secret="s")
+    now = utcnow()
+    with unit_of_work(sessions) as session:
+        inc = declare(
+            session, DeclareForm(title="t", severity="P2"), declared_by="U1", policy=settings.policy(), now=now
+        )
+        card_posted(session, inc.id, channel_id="C1", ts="100.000100")
+    with unit_of_work(sessions) as session:
+        session.add(PendingPin(channel_id="C1", ts="101.000100", key_event=True, received_at=now))
+        session.add(TimelineEntry(incident_id=inc.id, kind="message", text="x", slack_ts="101.000100", occurred_at=now))
+    with unit_of_work(sessions) as session:
+        assert timeline.apply_pending_pins(session) == 1
+    with unit_of_work(sessions) as session:
+        [pinned] = session.exec(select(TimelineEntry).where(TimelineEntry.slack_ts == "101.000100")).all()
+        assert pinned.key_event and session.exec(select(PendingPin)).all() == []
+        session.add(PendingPin(channel_id="C1", ts="999.000100", key_event=True, received_at=now - timedelta(days=2)))
+    with unit_of_work(sessions) as session:
+        assert timeline.apply_pending_pins(session, older_than=now - timedelta(days=1)) == 0
+        assert session.exec(select(PendingPin)).all() == []  # never matched, forgotten

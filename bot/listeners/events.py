@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from slack_bolt import App
 
 from bot import timeline
+from bot.forms import clean
 from bot.runtime import Runtime
 from storage.db import unit_of_work
 from storage.models import utcnow
@@ -16,6 +18,7 @@ log = logging.getLogger(__name__)
 KEY_EVENT_REACTION = "pushpin"
 # Message subtypes that are a person saying something in the thread.
 HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
+SLACK_TS = re.compile(r"^\d{1,11}\.\d{1,9}$")  # seconds.micros, e.g. 1764168000.000100
 
 
 def _files(message: dict[str, Any]) -> list[dict[str, str]]:
@@ -30,6 +33,11 @@ def _files(message: dict[str, Any]) -> list[dict[str, str]]:
                 }
             )
     return files
+
+
+def _is_ts(value: Any) -> bool:
+    # The timeline takes an entry's time from its ts and orders edits by it, so it must be one.
+    return isinstance(value, str) and SLACK_TS.match(value) is not None
 
 
 def to_change(event: dict[str, Any]) -> tuple[timeline.Change, timeline.ThreadMessage] | None:
@@ -53,7 +61,7 @@ def to_change(event: dict[str, Any]) -> tuple[timeline.Change, timeline.ThreadMe
         return None
     ts, thread_ts = message.get("ts"), message.get("thread_ts")
     # A reply has a thread_ts other than its own ts; the card itself (and its edits) has neither.
-    if not isinstance(ts, str) or not isinstance(thread_ts, str) or ts == thread_ts:
+    if not _is_ts(ts) or not _is_ts(thread_ts) or ts == thread_ts:
         return None
     if message.get("bot_id") or message.get("subtype") == "bot_message":
         return None
@@ -63,9 +71,9 @@ def to_change(event: dict[str, Any]) -> tuple[timeline.Change, timeline.ThreadMe
         thread_ts=thread_ts,
         ts=ts,
         user=message.get("user") if isinstance(message.get("user"), str) else None,
-        text=str(message.get("text") or ""),
+        text=clean(str(message.get("text") or "")),
         files=_files(message),
-        edited_ts=edited.get("ts") if isinstance(edited, dict) and isinstance(edited.get("ts"), str) else None,
+        edited_ts=edited.get("ts") if isinstance(edited, dict) and _is_ts(edited.get("ts")) else None,
     )
 
 
@@ -87,7 +95,11 @@ def register(app: App, rt: Runtime) -> None:
             return
         with unit_of_work(rt.sessions) as session:
             timeline.set_key_event(
-                session, channel_id=item.get("channel", ""), ts=item.get("ts", ""), key_event=key_event
+                session,
+                channel_id=item.get("channel", ""),
+                ts=item.get("ts", ""),
+                key_event=key_event,
+                now=utcnow(),
             )
 
     @app.event("reaction_added")
