@@ -290,7 +290,11 @@ def test_concurrent_sweepers_claim_each_escalation_once(sessions: Any, db_url: s
         results: list[list[escalation.Claimed]] = []
         errors: list[BaseException] = []
 
-        def sweeper() -> None:
+        def sweeper(
+            barrier: threading.Barrier = barrier,
+            results: list[list[escalation.Claimed]] = results,
+            errors: list[BaseException] = errors,
+        ) -> None:
             try:
                 barrier.wait()
                 results.append(escalation.sweep(sessions, settings, now=now))
