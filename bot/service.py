@@ -118,7 +118,10 @@ def run(settings: Settings) -> int:
 
     install_signal_handlers(stop)
     service = Service(settings).start()
-    stop.wait()
+    # Wake up now and then: a SIGTERM taken by another thread only sets a flag, and Python runs
+    # the handler when the main thread next executes bytecode, which a bare wait() never does.
+    while not stop.wait(timeout=0.5):
+        pass
     log.info("stopping: no new requests, finishing those in flight")
     service.stop()
     log.info("stopped")
