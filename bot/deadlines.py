@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from storage.models import EscalationKind, Status
 
@@ -36,6 +37,18 @@ class IncidentClock:
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     last_activity_at: datetime | None = None
+
+
+def clock_of(incident: Any) -> IncidentClock:
+    """The clock of anything shaped like an incident (the Incident table row, in practice)."""
+    return IncidentClock(
+        severity=incident.severity,
+        status=incident.status,
+        declared_at=incident.declared_at,
+        acknowledged_at=incident.acknowledged_at,
+        resolved_at=incident.resolved_at,
+        last_activity_at=incident.last_activity_at,
+    )
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def _escalate(session: Session, incident_id: str, settings: Settings, now: datet
     if incident is None:
         return []
     policy = settings.policy()
-    clock = incidents.clock_of(incident)
+    clock = deadlines.clock_of(incident)
     due, _ = deadlines.plan(clock, policy, incidents.fired_escalations(session, incident.id), now)
     won: list[Claimed] = []
     for item in due:

@@ -132,17 +132,6 @@ def add_system_entry(
     return entry
 
 
-def clock_of(incident: Incident) -> deadlines.IncidentClock:
-    return deadlines.IncidentClock(
-        severity=incident.severity,
-        status=incident.status,
-        declared_at=incident.declared_at,
-        acknowledged_at=incident.acknowledged_at,
-        resolved_at=incident.resolved_at,
-        last_activity_at=incident.last_activity_at,
-    )
-
-
 def fired_escalations(session: Session, incident_id: str) -> list[deadlines.Fired]:
     rows = session.exec(select(Escalation).where(Escalation.incident_id == incident_id))
     return [deadlines.Fired(kind=r.kind, level=r.level, fired_at=r.fired_at) for r in rows]
@@ -150,7 +139,7 @@ def fired_escalations(session: Session, incident_id: str) -> list[deadlines.Fire
 
 def reschedule(session: Session, incident: Incident, policy: deadlines.Policy, now: datetime) -> None:
     """Keep `next_check_at` current so the sweep finds due work with one indexed query."""
-    due, later = deadlines.plan(clock_of(incident), policy, fired_escalations(session, incident.id), now)
+    due, later = deadlines.plan(deadlines.clock_of(incident), policy, fired_escalations(session, incident.id), now)
     incident.next_check_at = now if due else later
     session.add(incident)
 

@@ -45,13 +45,7 @@ def card(
     follow_ups: int = 0,
 ) -> dict[str, Any]:
     """`text` and `blocks` for chat.postMessage / chat.update."""
-    clock = deadlines.IncidentClock(
-        severity=incident.severity,
-        status=incident.status,
-        declared_at=incident.declared_at,
-        acknowledged_at=incident.acknowledged_at,
-        resolved_at=incident.resolved_at,
-    )
+    clock = deadlines.clock_of(incident)
     response_due = deadlines.response_deadline(clock, policy)
     resolution_due = deadlines.resolution_deadline(clock, policy)
     title = mrkdwn.escape(incident.title)

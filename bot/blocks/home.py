@@ -77,13 +77,7 @@ def _figure(figure: StatusFigure) -> str:
 
 
 def _incident(incident: Incident, policy: deadlines.Policy, now: datetime) -> dict[str, Any]:
-    clock = deadlines.IncidentClock(
-        severity=incident.severity,
-        status=incident.status,
-        declared_at=incident.declared_at,
-        acknowledged_at=incident.acknowledged_at,
-        resolved_at=incident.resolved_at,
-    )
+    clock = deadlines.clock_of(incident)
     linked = incident.channel_id and incident.card_ts
     name = f"<{mrkdwn.thread_link(incident.channel_id, incident.card_ts)}|{incident.id}>" if linked else incident.id
     title = mrkdwn.escape(mrkdwn.truncate(incident.title, 150))

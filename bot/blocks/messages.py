@@ -48,13 +48,7 @@ def open_list(incidents: list[Incident], total: int, now: datetime) -> dict[str,
 
 
 def status(incident: Incident, policy: deadlines.Policy, now: datetime) -> dict[str, Any]:
-    clock = deadlines.IncidentClock(
-        severity=incident.severity,
-        status=incident.status,
-        declared_at=incident.declared_at,
-        acknowledged_at=incident.acknowledged_at,
-        resolved_at=incident.resolved_at,
-    )
+    clock = deadlines.clock_of(incident)
     lines = [
         f"*{incident.id}: {mrkdwn.escape(incident.title)}*",
         f"Severity {incident.severity} · {incident.status} · commander "
