@@ -13,7 +13,18 @@ from storage.models import CATEGORIES, ROOT_CAUSE_CLASSES, SEVERITIES
 
 TITLE_MAX = 150
 TEXT_MAX = 3000  # Slack's own cap on plain_text_input values
-USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+USER_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")  # at most 32 characters, as stored
+
+
+def clean(text: str) -> str:
+    """Typed text as either database can store it: without NUL characters or lone surrogates
+    (which PostgreSQL, respectively the UTF-8 encoder, refuse with an error, not a message)."""
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate becomes U+FFFD, as any decoder would show it
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 class FormErrors(ValueError):
@@ -79,7 +90,7 @@ class _Values:
             value = element.get("selected_date") if "selected_date" in element else None
         if not isinstance(value, str):
             return None
-        value = value.strip()
+        value = clean(value).strip()
         return value or None
 
     def option(self, block: str) -> str | None:
@@ -108,7 +119,7 @@ def _long_text(values: _Values, block: str, errors: dict[str, str], *, required:
 
 def parse_title(raw: str | None) -> str:
     """The one rule for titles, shared by the modal and `/incident <title>`."""
-    title = " ".join((raw or "").split())
+    title = " ".join(clean(raw or "").split())
     if not title:
         raise FormErrors({Block.TITLE: "Give the incident a title."})
     if len(title) > TITLE_MAX:
