@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltRequest, BoltResponse
@@ -14,9 +13,6 @@ from bot.listeners import actions, commands, events, home, views
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
-# Listeners ack from Bolt's thread pool; with Bolt's default of 5 threads, five listeners waiting on a
-# slow Web API (views.open, respond) held up every other request's ack past Slack's 3 s.
-LISTENER_THREADS = 64
 
 
 def create_app(rt: Runtime) -> App:
@@ -41,10 +37,13 @@ def create_app(rt: Runtime) -> App:
         authorize=authorize,
         signing_secret=secret or "socket-mode-has-no-signing-secret",
         request_verification_enabled=not settings.socket_mode,
-        process_before_response=False,
+        # Ack in the request's thread; the work runs after, as lazy listeners (bot/listeners). With
+        # False, Bolt runs every listener on the pool and polls for its ack(), so under load an ack
+        # queued behind other listeners' work (a 2 s Web API took acks past Slack's 3 s).
+        process_before_response=True,
         raise_error_for_unhandled_request=False,
         logger=logging.getLogger("slack_bolt"),
-        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
+        listener_executor=rt.listener_executor,
     )
 
     @app.middleware

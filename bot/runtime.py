@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from slack_sdk import WebClient
@@ -20,6 +21,10 @@ from bot.settings import Settings
 from storage.db import SessionFactory, session_factory
 
 log = logging.getLogger(__name__)
+# The pool that runs listeners' work after the ack (see bot/listeners/__init__.py). Acks do not
+# wait for it: they are sent from the request's own thread. With 5 threads (Bolt's default) a slow
+# Web API queued everything behind five sleeping calls; threads blocked on Slack cost no CPU.
+LISTENER_THREADS = 64
 
 
 def make_client(settings: Settings, *, timeout: int = 15) -> WebClient:
@@ -72,6 +77,8 @@ class Runtime:
     sessions: SessionFactory
     deliverer: Deliverer
     identity: Identity
+    # Owned here, not by Bolt, so shutdown can wait for the work that runs after each ack.
+    listener_executor: ThreadPoolExecutor
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine, client: WebClient | None = None) -> Runtime:
@@ -84,4 +91,5 @@ class Runtime:
             sessions=sessions,
             deliverer=Deliverer(sessions, client, settings),
             identity=Identity(),
+            listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
         )

@@ -86,6 +86,8 @@ class Service:
         if self.socket_handler is not None:
             self.socket_handler.close()
         self.server.stop()
+        # The work acked requests left behind (lazy listeners) finishes before the rest stops.
+        self.rt.listener_executor.shutdown(wait=True)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
         self.rt.deliverer.stop()

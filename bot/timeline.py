@@ -67,9 +67,28 @@ def record_message(
         return None
     if not insert_ignoring_conflict(session, TimelineEntry, _message_row(incident.id, message)):
         return None
-    incident.last_activity_at = max(incident.last_activity_at or now, now)
-    reschedule(session, incident, policy, now)
+    if _lock_for_activity(session, incident.id):
+        incident.last_activity_at = max(incident.last_activity_at or now, now)
+        reschedule(session, incident, policy, now)
     return _entry(session, incident.id, message.ts)
+
+
+def _lock_for_activity(session: Session, incident_id: str) -> bool:
+    """Lock the incident's row to record a reply's activity, unless another transaction holds it.
+
+    A reply only moves last_activity_at (and with it the next update nudge). When replies pour
+    into one thread, each transaction queued on that row until the one ahead had committed, so on
+    PostgreSQL a busy thread's replies were stored one commit at a time. Whoever holds the row is
+    changing this incident this instant (most often another reply bumping it), so the bump is not
+    worth the wait; a reply that lands while the sweep holds the row leaves it to the next one.
+    (SQLite has no row locks and lets one writer in at a time anyway: there it is always taken.)
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    # FOR NO KEY UPDATE, the lock the UPDATE itself takes: the foreign-key checks of concurrent
+    # timeline inserts (FOR KEY SHARE) do not conflict with it.
+    statement = sa.select(Incident.id).where(Incident.id == incident_id)
+    return session.execute(statement.with_for_update(key_share=True, skip_locked=True)).first() is not None
 
 
 def record_edit(session: Session, message: ThreadMessage, *, now: datetime) -> TimelineEntry | None:
@@ -179,6 +198,9 @@ def timeline(session: Session, incident_id: str) -> list[TimelineEntry]:
         .order_by(TimelineEntry.occurred_at, TimelineEntry.id)  # type: ignore[arg-type]
     )
     return list(session.exec(statement))
+
+
+KEY_EVENT_REACTION = "pushpin"
 
 
 class Change(StrEnum):

@@ -15,6 +15,7 @@ from sqlmodel import Session
 from bot import incidents
 from bot.blocks import messages, modals
 from bot.ids import Action, Callback
+from bot.listeners import after_ack
 from bot.listeners.commands import open_modal
 from bot.mrkdwn import thread_link
 from bot.runtime import Runtime
@@ -64,27 +65,23 @@ def register(app: App, rt: Runtime) -> None:
             return
         rt.deliverer.kick()
 
-    @app.action(Action.ACKNOWLEDGE.value)
-    def acknowledge(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    @after_ack(app.action(Action.ACKNOWLEDGE.value))
+    def acknowledge(body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
         change(client, body, lambda s: incidents.acknowledge(s, _value(body), user=user, policy=policy(), now=utcnow()))
 
-    @app.action(Action.MITIGATE.value)
-    def mitigate(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    @after_ack(app.action(Action.MITIGATE.value))
+    def mitigate(body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
         change(client, body, lambda s: incidents.mitigate(s, _value(body), user=user, policy=policy(), now=utcnow()))
 
-    @app.action(Action.REOPEN.value)
-    def reopen(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    @after_ack(app.action(Action.REOPEN.value))
+    def reopen(body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
         change(client, body, lambda s: incidents.reopen(s, _value(body), user=user, policy=policy(), now=utcnow()))
 
-    @app.action(Action.SEVERITY.value)
-    def severity(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    @after_ack(app.action(Action.SEVERITY.value))
+    def severity(body: dict[str, Any], client: WebClient) -> None:
         incident_id, _, level = _value(body).partition("|")
         user = body["user"]["id"]
         change(
@@ -93,9 +90,8 @@ def register(app: App, rt: Runtime) -> None:
             lambda s: incidents.change_severity(s, incident_id, level, user=user, policy=policy(), now=utcnow()),
         )
 
-    @app.action(Action.RESOLVE.value)
-    def resolve(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    @after_ack(app.action(Action.RESOLVE.value))
+    def resolve(body: dict[str, Any], client: WebClient) -> None:
         try:
             with unit_of_work(rt.sessions) as session:
                 incident = incidents.get(session, _value(body))
@@ -105,31 +101,27 @@ def register(app: App, rt: Runtime) -> None:
             return
         open_modal(client, None, body.get("trigger_id", ""), view)
 
-    @app.action(Action.FOLLOW_UP.value)
-    def follow_up(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    @after_ack(app.action(Action.FOLLOW_UP.value))
+    def follow_up(body: dict[str, Any], client: WebClient) -> None:
         open_modal(client, None, body.get("trigger_id", ""), modals.follow_up_modal(_value(body)))
 
-    @app.action(Action.RUNBOOK.value)
-    def runbook(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+    @after_ack(app.action(Action.RUNBOOK.value))
+    def runbook(body: dict[str, Any], client: WebClient) -> None:
         # A link button: Slack opens the URL itself; this only counts the use.
-        ack()
         incident_id, _, name = _value(body).partition("|")
         user = body["user"]["id"]
         change(client, body, lambda s: incidents.record_runbook_use(s, incident_id, name, user=user, now=utcnow()))
 
-    @app.action(Action.HOME_DECLARE.value)
-    def home_declare(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    @after_ack(app.action(Action.HOME_DECLARE.value))
+    def home_declare(body: dict[str, Any], client: WebClient) -> None:
         open_modal(client, None, body.get("trigger_id", ""), modals.declare_modal())
 
     @app.action(Action.OPEN_CARD.value)
     def open_card(ack: Ack) -> None:
         ack()  # a link button on the Home tab; Slack opens the link
 
-    @app.shortcut(Callback.DECLARE_SHORTCUT.value)
-    def declare_from_message(ack: Ack, shortcut: dict[str, Any], client: WebClient) -> None:
-        ack()
+    @after_ack(app.shortcut(Callback.DECLARE_SHORTCUT.value))
+    def declare_from_message(shortcut: dict[str, Any], client: WebClient) -> None:
         message = shortcut.get("message") or {}
         channel = (shortcut.get("channel") or {}).get("id", "")
         text = " ".join(str(message.get("text") or "").split())

@@ -14,6 +14,7 @@ from bot import incidents
 from bot.blocks import messages, modals
 from bot.forms import CommandText, parse_command_text
 from bot.ids import COMMAND
+from bot.listeners import after_ack
 from bot.runtime import Runtime
 from storage.db import unit_of_work
 from storage.models import utcnow
@@ -22,17 +23,23 @@ log = logging.getLogger(__name__)
 LIST_LIMIT = 30
 
 
+def acknowledge_command(ack: Ack, command: dict[str, Any]) -> None:
+    """Help and usage mistakes are answered in the ack itself; everything else after it."""
+    parsed = parse_command_text(command.get("text"))
+    if parsed.kind == "help":
+        ack(messages.usage())
+    elif parsed.kind == "usage":
+        ack(messages.usage(parsed.problem))
+    else:
+        ack()
+
+
 def register(app: App, rt: Runtime) -> None:
-    @app.command(COMMAND)
-    def incident_command(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
+    @after_ack(app.command(COMMAND), ack=acknowledge_command)
+    def incident_command(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         parsed = parse_command_text(command.get("text"))
-        if parsed.kind == "help":
-            ack(messages.usage())
-            return
-        if parsed.kind == "usage":
-            ack(messages.usage(parsed.problem))
-            return
-        ack()  # everything below may wait on the database or the Web API
+        if parsed.kind in ("help", "usage"):
+            return  # answered in the ack
         try:
             answer_later(parsed, command, client, respond)
         except sa.exc.SQLAlchemyError:

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from typing import Any
 
 from slack_bolt import App
 
 from bot import timeline
 from bot.forms import clean
+from bot.listeners import after_ack
 from bot.runtime import Runtime
 from storage.db import unit_of_work
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
-KEY_EVENT_REACTION = "pushpin"
+KEY_EVENT_REACTION = timeline.KEY_EVENT_REACTION
 # Message subtypes that are a person saying something in the thread.
 HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
 SLACK_TS = re.compile(r"^\d{1,11}\.\d{1,9}$")  # seconds.micros, e.g. 1764168000.000100
+# Timeline writes in progress at once. A busy thread sends replies faster than one process can
+# store them; past a few, more writers only compete for the GIL with the requests being acked
+# (and on PostgreSQL for the incident's row), while the store rate stays the same.
+TIMELINE_WRITERS = 4
 
 
 def _files(message: dict[str, Any]) -> list[dict[str, str]]:
@@ -78,7 +84,9 @@ def to_change(event: dict[str, Any]) -> tuple[timeline.Change, timeline.ThreadMe
 
 
 def register(app: App, rt: Runtime) -> None:
-    @app.event("message")
+    writers = threading.BoundedSemaphore(TIMELINE_WRITERS)
+
+    @after_ack(app.event("message"), limit=writers)
     def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
         found = to_change(event)
         if found is None:
@@ -102,10 +110,10 @@ def register(app: App, rt: Runtime) -> None:
                 now=utcnow(),
             )
 
-    @app.event("reaction_added")
+    @after_ack(app.event("reaction_added"), limit=writers)
     def on_reaction_added(event: dict[str, Any]) -> None:
         pin(event, True)
 
-    @app.event("reaction_removed")
+    @after_ack(app.event("reaction_removed"), limit=writers)
     def on_reaction_removed(event: dict[str, Any]) -> None:
         pin(event, False)

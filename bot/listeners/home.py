@@ -1,4 +1,4 @@
-"""App Home: draw the Home tab whenever someone opens it (Bolt has acked the event by then)."""
+"""App Home: draw the Home tab whenever someone opens it (after the event is acked)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from slack_sdk import WebClient
 
 from bot import incidents, metrics
 from bot.blocks import home
+from bot.listeners import after_ack
 from bot.runtime import Runtime
 from storage.db import unit_of_work
 from storage.models import utcnow
 
 
 def register(app: App, rt: Runtime) -> None:
-    @app.event("app_home_opened")
+    @after_ack(app.event("app_home_opened"))
     def on_home_opened(event: dict[str, Any], client: WebClient) -> None:
         # The same event arrives for the Messages tab; only the Home tab is ours to draw.
         user = event.get("user")
