@@ -1,0 +1,66 @@
+"""Subprocess entry: the baseline, a bare Bolt app that only acks, served by the bot's own HTTP server.
+
+`python benchmarks/bare_app.py PORT SIGNING_SECRET BOT_TOKEN SLACK_API_URL` serves POST /slack/events
+and GET /healthz on 127.0.0.1:PORT through bot.server.Server, exactly as the bot is served, so
+the ack-latency ratio measures what the bot's listeners add and nothing else.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Any, cast
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.runtime import Runtime
+from bot.server import Health, Server
+
+
+class AlwaysHealthy(Health):
+    """No database here: ready as soon as it listens."""
+
+    def check(self) -> bool:
+        return True
+
+
+def build_app(secret: str, token: str, api_url: str) -> App:
+    # A stock single-workspace app: Bolt asks auth.test once (answered by the fake) and caches it.
+    app = App(
+        signing_secret=secret,
+        token=token,
+        client=WebClient(token=token, base_url=api_url),
+        token_verification_enabled=False,
+    )
+
+    @app.command("/incident")
+    def incident(ack: Ack) -> None:
+        ack()
+
+    @app.event("message")
+    def message(event: dict[str, Any]) -> None:
+        return None
+
+    return app
+
+
+def main(argv: list[str]) -> int:
+    port, secret, token, api_url = int(argv[0]), argv[1], argv[2], argv[3]
+    runtime = cast(Runtime, None)  # Server only keeps it; the health check above does not use it
+    health = AlwaysHealthy(runtime)
+    health.migrated.set()
+    server = Server(runtime, app=build_app(secret, token, api_url), host="127.0.0.1", port=port, health=health)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    server.start()
+    print("ready", flush=True)
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
