@@ -60,6 +60,20 @@ def build_scheduler(rt: Runtime, *, extra_jobs: list[dict[str, Any]] | None = No
         max_instances=1,
         coalesce=True,
     )
+    if rt.settings.timeline_backfill_interval:
+        from bot.backfill import backfill_job
+
+        scheduler.add_job(
+            backfill_job,
+            "interval",
+            seconds=rt.settings.timeline_backfill_interval,
+            args=[rt],
+            id="timeline-backfill",
+            # At start-up too: replies posted while the bot was down are read back at once.
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+        )
     scheduler.add_job(forget_old_events, "interval", hours=1, args=[rt], id="forget-events", max_instances=1)
     for job in extra_jobs or []:
         scheduler.add_job(**job)

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     alert_auto_mitigate: bool = True
     alert_default_severity: str = "P2"
 
+    timeline_backfill_interval: float = Field(default=300, ge=0)  # seconds; 0 turns the backfill off
+
     log_level: str = "INFO"
 
     @field_validator("response_targets", "resolution_targets", "update_reminder", "escalation_repeat", mode="before")
