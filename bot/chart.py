@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +16,7 @@ from storage.models import SEVERITIES
 # The card's severity colours (red, orange, yellow, grey), so the chart reads like the channel.
 SEVERITY_COLOURS = {"P0": "#d62728", "P1": "#ff7f0e", "P2": "#e6c229", "P3": "#9e9e9e"}
 MTTR_COLOUR = "#1f4e79"
+CHILD_TIMEOUT = 60  # seconds; drawing takes well under one
 UNITS = {"weekly": "week", "monthly": "month", "quarterly": "quarter"}
 
 
@@ -36,11 +40,42 @@ def points_from(summaries: Sequence[PeriodSummary]) -> list[ChartPoint]:
     ]
 
 
-def render_png(points: Sequence[ChartPoint], *, title: str, unit: str = "week", dpi: int = 100) -> bytes:
-    """The chart as PNG bytes. matplotlib is imported here, not at start-up: it is only needed once a week.
+class ChartError(RuntimeError):
+    """The chart could not be drawn; the digest's outbox row is retried later."""
 
-    The object-oriented API with the Agg canvas (no pyplot) keeps no global figure state, so the
-    scheduler and delivery threads can render at the same time.
+
+def render_png(points: Sequence[ChartPoint], *, title: str, unit: str = "week", dpi: int = 100) -> bytes:
+    """The chart as PNG bytes, drawn in a short-lived child process.
+
+    matplotlib and numpy add some 60 MB to a process that imports them, and the bot only needs them
+    once a week; a child gives that memory back as soon as the picture is drawn.
+    """
+    request = {
+        "points": [{"label": p.label, "counts": dict(p.counts), "mttr_seconds": p.mttr_seconds} for p in points],
+        "title": title,
+        "unit": unit,
+        "dpi": dpi,
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.chart"],
+            input=json.dumps(request).encode(),
+            capture_output=True,
+            timeout=CHILD_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ChartError(f"chart process failed: {type(exc).__name__}") from None
+    if done.returncode != 0 or not done.stdout.startswith(b"\x89PNG"):
+        reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise ChartError(f"chart process exited {done.returncode}: {reason[0]}")
+    return done.stdout
+
+
+def draw_png(points: Sequence[ChartPoint], *, title: str, unit: str = "week", dpi: int = 100) -> bytes:
+    """Draw the chart in this process (the child's half of render_png).
+
+    The object-oriented API with the Agg canvas (no pyplot) keeps no global figure state.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -89,3 +124,13 @@ def _short(label: str) -> str:
         year, week = label.split("-W")
         return f"W{week} '{year[-2:]}"
     return label
+
+
+def _main() -> None:
+    request = json.load(sys.stdin)
+    points = [ChartPoint(p["label"], p["counts"], p["mttr_seconds"]) for p in request["points"]]
+    sys.stdout.buffer.write(draw_png(points, title=request["title"], unit=request["unit"], dpi=request["dpi"]))
+
+
+if __name__ == "__main__":
+    _main()

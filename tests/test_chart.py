@@ -70,3 +70,18 @@ def test_matplotlib_is_not_imported_at_start_up() -> None:
     code = "import bot.digest, bot.chart, bot.service, sys; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_chart_is_drawn_in_a_child_process_so_matplotlib_stays_out_of_the_bot() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from bot import chart; "
+        "png = chart.render_png([chart.ChartPoint('2026-W01', {'P0': 1}, 600.0)], title='t'); "
+        "assert png.startswith(b'\\x89PNG'), png[:8]; "
+        "assert 'matplotlib' not in sys.modules and 'numpy' not in sys.modules; print(len(png))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 1000
