@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from bot_harness import Bot, poll
+from bot_process import free_port
 from fake_slack import Call
 
 from bot import incidents
@@ -45,10 +45,6 @@ def alertmanager_binary() -> str:
     return found
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def iso(when: datetime) -> str:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 
 import pytest
 from bot_harness import SECRET, TOKEN, Bot, poll
+from bot_process import free_port, start_bot, wait_healthy
 from fake_slack import Call, FakeSlack
 from sqlmodel import select
 
@@ -136,32 +135,10 @@ def test_two_replicas_on_postgres_escalate_once(make_bot: Callable[..., Bot], db
 # -- restart after SIGKILL -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
-    )
 
 
-def _wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("bot did not become healthy:\n" + log.read_text())
 
 
 @pytest.mark.slow
@@ -171,7 +148,7 @@ def test_escalation_survives_sigkill_and_restart(db_url: str, fake_slack: FakeSl
 
     from bot.ids import Callback
 
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL"))},
         "SLACK_BOT_TOKEN": TOKEN,
@@ -188,9 +165,9 @@ def test_escalation_survives_sigkill_and_restart(db_url: str, fake_slack: FakeSl
         "QUARTERLY_DIGEST_CRON": "",
     }
     log = tmp_path / "bot.log"
-    process = _start(env, log)
+    process = start_bot(env, log)
     try:
-        _wait_healthy(port, process, log)
+        wait_healthy(port, process, log)
         request = sr.view_submission(Callback.DECLARE.value, declare_values("Checkout down", "P0"), secret=SECRET)
         status, body, _ = sr.post(f"http://127.0.0.1:{port}/slack/events", request)
         assert status == 200, body
@@ -207,8 +184,8 @@ def test_escalation_survives_sigkill_and_restart(db_url: str, fake_slack: FakeSl
         time.sleep(3.5)
         assert not any(escalated(c) for c in fake_slack.calls("chat.postMessage"))
         restarted_at = time.monotonic()
-        process = _start(env, log)
-        _wait_healthy(port, process, log)
+        process = start_bot(env, log)
+        wait_healthy(port, process, log)
         try:
             posts = fake_slack.wait_for("chat.postMessage", timeout=15, where=escalated)
         except AssertionError as exc:

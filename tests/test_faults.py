@@ -11,13 +11,10 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +25,8 @@ from typing import Any
 import pytest
 import slack_requests as sr
 import sqlalchemy as sa
-from bot_harness import SECRET, TOKEN, Bot, declare_values, poll
+from bot_harness import SECRET, Bot, declare_values, poll
+from bot_process import bot_env, free_port, start_bot, wait_healthy
 from conftest import create_pg_database, drop_pg_database
 from fake_slack import Call, FakeSlack
 from pg_proxy import PgProxy
@@ -363,46 +361,12 @@ def test_locked_sqlite_makes_writers_wait_not_fail(db_url: str, bot: Bot) -> Non
 # ---------------------------------------------------------------------- process faults
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def start_bot(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
-    )
 
 
-def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("bot did not become healthy:\n" + log.read_text())
 
 
-def bot_env(db_url: str, fake: FakeSlack, port: int) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DATABASE_URL", "ALERTMANAGER"))},
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": fake.url,
-        "DATABASE_URL": db_url,
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "ESCALATION_CHECK_INTERVAL": "0.5",
-        "DIGEST_CRON": "",
-        "MONTHLY_DIGEST_CRON": "",
-        "QUARTERLY_DIGEST_CRON": "",
-    }
 
 
 def _try_post(url: str, request: sr.SignedRequest) -> tuple[int, dict[str, Any]] | None:

@@ -20,9 +20,10 @@ from urllib.parse import urlencode
 import pytest
 import slack_requests as sr
 from bot_harness import SECRET, TOKEN, Bot, declare_values, poll
+from bot_process import bot_env, free_port, wait_healthy
 from fake_slack import FakeSlack
 from sqlmodel import select
-from test_faults import FAST, bot_env, free_port, in_thread_of, pending, wait_healthy
+from test_faults import FAST, in_thread_of, pending
 
 from bot import alerts, timeline
 from bot.ids import Action, Callback
