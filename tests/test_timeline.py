@@ -217,7 +217,9 @@ def test_concurrent_duplicate_deliveries_store_one_entry(
     sentinel(bot, incident)
     assert len(all_entries_with_ts(bot, ts)) == 1
     assert len(messages(bot, incident)) == 2
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # Our code's errors only: a Web API client of an earlier test, still winding down on this xdist
+    # worker, may log its own connection errors into this test's capture.
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(("bot", "storage"))]
     assert not errors, [r.getMessage() for r in errors]
 
 
