@@ -11,15 +11,25 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from bot import deadlines, incidents, mrkdwn
-from bot.outbox import OutboxKind, enqueue, insert_ignoring_conflict, refresh_card
+from bot import deadlines, mrkdwn
+from bot.outbox import OutboxKind, dialect_insert, refresh_card
 from bot.settings import Settings
 from storage.db import SessionFactory, unit_of_work
-from storage.models import Escalation, EscalationKind, Incident, SystemEvent, utcnow
+from storage.models import (
+    EntryKind,
+    Escalation,
+    EscalationKind,
+    Incident,
+    Outbox,
+    SystemEvent,
+    TimelineEntry,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,52 +54,151 @@ def due_incident_ids(session: Session, now: datetime, *, limit: int = 500) -> li
     return list(session.exec(statement))
 
 
-def sweep(sessions: SessionFactory, settings: Settings, *, now: datetime | None = None) -> list[Claimed]:
-    """One pass: claim and queue every escalation due at `now`; returns what this process won."""
+def sweep(
+    sessions: SessionFactory, settings: Settings, *, now: datetime | None = None, limit: int = 500
+) -> list[Claimed]:
+    """One pass: claim and queue every escalation due at `now`; returns what this process won.
+
+    One transaction and a handful of set-based statements, whatever the number due: read the due
+    incidents and their claims, insert every claim at once (ON CONFLICT DO NOTHING RETURNING tells
+    which this process won), write the winners' announcements, and move each incident's
+    next_check_at. Rows are taken in id order, so replicas sweeping at once queue on the same keys
+    in the same order and never deadlock; a claim another replica holds is simply not returned.
+    """
     now = now or utcnow()
+    policy = settings.policy()
     with unit_of_work(sessions) as session:
-        ids = due_incident_ids(session, now)
-    claimed: list[Claimed] = []
-    for incident_id in ids:
-        with unit_of_work(sessions) as session:
-            claimed += _escalate(session, incident_id, settings, now)
+        due_ids = due_incident_ids(session, now, limit=limit)
+        if not due_ids:
+            return []
+        found = session.exec(select(Incident).where(Incident.id.in_(due_ids)).order_by(Incident.id))  # type: ignore[attr-defined]
+        due_incidents = list(found)
+        fired = _fired_by_incident(session, [i.id for i in due_incidents])
+        wanted = {
+            (incident.id, item.kind.value, item.level): (incident, item)
+            for incident in due_incidents
+            for item in deadlines.plan(deadlines.clock_of(incident), policy, fired[incident.id], now)[0]
+        }
+        won = _claim(session, wanted, now)
+        _announce(session, [(wanted[key], escalation_id) for key, escalation_id in won], settings, now)
+        for incident_id, kind, level in (key for key, _ in won):
+            fired[incident_id].append(deadlines.Fired(kind=kind, level=level, fired_at=now))
+        moves = []
+        for incident in due_incidents:
+            due, later = deadlines.plan(deadlines.clock_of(incident), policy, fired[incident.id], now)
+            # Due but not won: another replica owns it and will move the incident itself.
+            moves.append({"id": incident.id, "next_check_at": now if due else later})
+        session.execute(sa.update(Incident), moves)
+    claimed = [Claimed(*key) for key, _ in won]
+    for claim in claimed:
+        log.info("escalation claimed: %s %s level %d", claim.incident_id, claim.kind, claim.level)
     return claimed
 
 
-def _escalate(session: Session, incident_id: str, settings: Settings, now: datetime) -> list[Claimed]:
-    incident = session.get(Incident, incident_id)
-    if incident is None:
+def _fired_by_incident(session: Session, incident_ids: list[str]) -> dict[str, list[deadlines.Fired]]:
+    fired: dict[str, list[deadlines.Fired]] = {incident_id: [] for incident_id in incident_ids}
+    rows = session.execute(
+        sa.select(Escalation.incident_id, Escalation.kind, Escalation.level, Escalation.fired_at).where(
+            Escalation.incident_id.in_(incident_ids)  # type: ignore[attr-defined]
+        )
+    )
+    for incident_id, kind, level, fired_at in rows:
+        fired[incident_id].append(deadlines.Fired(kind=kind, level=level, fired_at=fired_at))
+    return fired
+
+
+Key = tuple[str, str, int]  # (incident id, kind, level): the claim's unique key
+
+
+def _claim(session: Session, wanted: dict[Key, tuple[Incident, deadlines.Due]], now: datetime) -> list[tuple[Key, int]]:
+    """Insert every wanted claim in one statement; the rows it returns are the ones this process won."""
+    if not wanted:
         return []
+    values = [
+        {"incident_id": key[0], "kind": key[1], "level": key[2], "due_at": item.due_at, "fired_at": now}
+        for key, (_, item) in sorted(wanted.items())
+    ]
+    table = Escalation.__table__  # type: ignore[attr-defined]
+    statement = (
+        dialect_insert(session, Escalation)
+        .values(values)
+        .on_conflict_do_nothing()
+        .returning(table.c.incident_id, table.c.kind, table.c.level, table.c.id)
+    )
+    return [((row[0], row[1], row[2]), row[3]) for row in session.execute(statement)]
+
+
+def _announce(
+    session: Session,
+    won: list[tuple[tuple[Incident, deadlines.Due], int]],
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """The winners' timeline entries and outbox rows, written in bulk."""
+    if not won:
+        return
     policy = settings.policy()
-    clock = deadlines.clock_of(incident)
-    due, _ = deadlines.plan(clock, policy, incidents.fired_escalations(session, incident.id), now)
-    won: list[Claimed] = []
-    for item in due:
-        claim = {
-            "incident_id": incident.id,
-            "kind": item.kind.value,
-            "level": item.level,
-            "due_at": item.due_at,
-            "fired_at": now,
-        }
-        if not insert_ignoring_conflict(session, Escalation, claim):
-            continue  # another replica (or an earlier pass) owns this one
-        escalation_id = session.execute(
-            sa.select(Escalation.id).where(
-                Escalation.incident_id == incident.id,
-                Escalation.kind == item.kind.value,
-                Escalation.level == item.level,
-            )
-        ).scalar_one()
+    entries: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    refreshed: set[str] = set()
+    for (incident, item), escalation_id in won:
         if item.kind == EscalationKind.UPDATE_NUDGE:
             quiet_since = item.due_at - policy.update_reminder[incident.severity]
-            _queue_nudge(session, incident, item, escalation_id, quiet_since, now)
+            text = nudge_text(incident, quiet_since, now)
+            entries.append(_entry(incident.id, SystemEvent.NUDGED, text, {"level": item.level}, now))
         else:
-            _queue_escalation(session, incident, item, escalation_id, settings, clock, now)
-        won.append(Claimed(incident.id, item.kind.value, item.level))
-        log.info("escalation claimed: %s %s level %d", incident.id, item.kind.value, item.level)
-    incidents.reschedule(session, incident, policy, now)
-    return won
+            clock = deadlines.clock_of(incident)
+            deadline = (
+                deadlines.response_deadline(clock, policy)
+                if item.kind == EscalationKind.RESPONSE
+                else deadlines.resolution_deadline(clock, policy)
+            )
+            mentions = deadlines.contacts_for_level(
+                settings.escalation_contacts, settings.escalation_levels, item.level
+            )
+            text = escalation_text(incident, item, deadline, mentions, now)
+            missed = int((now - deadline).total_seconds())
+            data = {"kind": item.kind.value, "level": item.level, "missed_by": missed}
+            entries.append(_entry(incident.id, SystemEvent.ESCALATED, text, data, now))
+            messages.append(
+                _message(OutboxKind.CHANNEL_POST, incident.id, {"channel": settings.alert_channel, "text": text}, now)
+            )
+            refreshed.add(incident.id)
+        messages.append(
+            _message(OutboxKind.THREAD_REPLY, incident.id, {"text": text, "escalation_id": escalation_id}, now)
+        )
+    session.execute(sa.insert(TimelineEntry), entries)
+    # Thread replies before cross-posts, as a person would read them.
+    messages.sort(key=lambda m: m["kind"] != OutboxKind.THREAD_REPLY.value)
+    session.execute(sa.insert(Outbox), messages)
+    for incident_id in sorted(refreshed):  # the card shows the breach
+        refresh_card(session, incident_id, now=now)
+
+
+def _entry(incident_id: str, event: SystemEvent, text: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "incident_id": incident_id,
+        "kind": EntryKind.SYSTEM.value,
+        "event": event.value,
+        "author": None,
+        "text": text,
+        "files": [],
+        "data": data,
+        "deleted": False,
+        "key_event": False,
+        "occurred_at": now,
+    }
+
+
+def _message(kind: OutboxKind, incident_id: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "kind": kind.value,
+        "incident_id": incident_id,
+        "payload": payload,
+        "created_at": now,
+        "next_attempt_at": now,
+        "attempts": 0,
+    }
 
 
 def escalation_text(
@@ -108,69 +217,9 @@ def escalation_text(
     )
 
 
-def _queue_escalation(
-    session: Session,
-    incident: Incident,
-    item: deadlines.Due,
-    escalation_id: int,
-    settings: Settings,
-    clock: deadlines.IncidentClock,
-    now: datetime,
-) -> None:
-    policy = settings.policy()
-    deadline = (
-        deadlines.response_deadline(clock, policy)
-        if item.kind == EscalationKind.RESPONSE
-        else deadlines.resolution_deadline(clock, policy)
-    )
-    mentions = deadlines.contacts_for_level(settings.escalation_contacts, settings.escalation_levels, item.level)
-    text = escalation_text(incident, item, deadline, mentions, now)
-    incidents.add_system_entry(
-        session,
-        incident,
-        SystemEvent.ESCALATED,
-        text,
-        author=None,
-        now=now,
-        data={"kind": item.kind.value, "level": item.level, "missed_by": int((now - deadline).total_seconds())},
-    )
-    enqueue(
-        session,
-        OutboxKind.THREAD_REPLY,
-        incident_id=incident.id,
-        payload={"text": text, "escalation_id": escalation_id},
-        now=now,
-    )
-    enqueue(
-        session,
-        OutboxKind.CHANNEL_POST,
-        incident_id=incident.id,
-        payload={"channel": settings.alert_channel, "text": text},
-        now=now,
-    )
-    refresh_card(session, incident.id, now=now)
-
-
-def _queue_nudge(
-    session: Session,
-    incident: Incident,
-    item: deadlines.Due,
-    escalation_id: int,
-    quiet_since: datetime,
-    now: datetime,
-) -> None:
+def nudge_text(incident: Incident, quiet_since: datetime, now: datetime) -> str:
     who = mrkdwn.user(incident.commander) if incident.commander else "Commander"
-    text = (
+    return (
         f":wave: {who}: no update on {incident.id} for {deadlines.format_duration(now - quiet_since)}. "
         'Post what you know in this thread, even if it is "still investigating".'
-    )
-    incidents.add_system_entry(
-        session, incident, SystemEvent.NUDGED, text, author=None, now=now, data={"level": item.level}
-    )
-    enqueue(
-        session,
-        OutboxKind.THREAD_REPLY,
-        incident_id=incident.id,
-        payload={"text": text, "escalation_id": escalation_id},
-        now=now,
     )

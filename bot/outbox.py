@@ -24,22 +24,25 @@ class OutboxKind(StrEnum):
     DIGEST = "digest"  # a report post, with its chart
 
 
+def dialect_insert(session: Session, model: type[Any]) -> Any:
+    """An INSERT for `model` that knows ON CONFLICT on this session's backend."""
+    table = model.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
 def insert_ignoring_conflict(session: Session, model: type[Any], values: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING on either backend; True when the row went in.
 
     This is the exactly-once primitive: whichever transaction inserts the key first wins, and
     every other replica's insert becomes a no-op instead of an error.
     """
-    table = model.__table__
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        statement: Any = pg_insert(table).values(**values).on_conflict_do_nothing()
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(table).values(**values).on_conflict_do_nothing()
+    statement = dialect_insert(session, model).values(**values).on_conflict_do_nothing()
     # Without preserve_rowcount, SQLAlchemy 2.1 on psycopg reports -1 for an INSERT (truthy even
     # when the conflict made it a no-op), which would let every replica "win".
     result = session.execute(statement.execution_options(preserve_rowcount=True))
