@@ -59,18 +59,33 @@ def _message_row(incident_id: str, message: ThreadMessage, *, deleted: bool = Fa
 
 
 def record_message(
-    session: Session, message: ThreadMessage, *, policy: deadlines.Policy, now: datetime
+    session: Session,
+    message: ThreadMessage,
+    *,
+    policy: deadlines.Policy,
+    now: datetime,
+    incident: Incident | None = None,
 ) -> TimelineEntry | None:
     """Store a thread reply once; None when it is not in an incident thread or already stored."""
-    incident = find_by_thread(session, message.channel_id, message.thread_ts)
+    incident = incident or find_by_thread(session, message.channel_id, message.thread_ts)
     if incident is None:
         return None
     if not insert_ignoring_conflict(session, TimelineEntry, _message_row(incident.id, message)):
         return None
-    if _lock_for_activity(session, incident.id):
+    # Activity only matters to the update nudge; most replies (P2/P3, not yet acknowledged) need
+    # no write to the incident row at all, which a busy thread's replies would otherwise queue on.
+    if _nudge_applies(incident, policy) and _lock_for_activity(session, incident.id):
         incident.last_activity_at = max(incident.last_activity_at or now, now)
         reschedule(session, incident, policy, now)
     return _entry(session, incident.id, message.ts)
+
+
+def _nudge_applies(incident: Incident, policy: deadlines.Policy) -> bool:
+    return (
+        incident.severity in policy.update_reminder
+        and incident.acknowledged_at is not None
+        and incident.resolved_at is None
+    )
 
 
 def _lock_for_activity(session: Session, incident_id: str) -> bool:
@@ -220,12 +235,13 @@ def ingest(
 ) -> TimelineEntry | None:
     """Apply one thread event, once per event id; messages outside incident threads are ignored
     (and leave no trace, so the dedupe table only grows with incident traffic)."""
-    if find_by_thread(session, message.channel_id, message.thread_ts) is None:
+    incident = find_by_thread(session, message.channel_id, message.thread_ts)
+    if incident is None:
         return None
     if not claim_event(session, event_id, now):
         return None
     if change is Change.POSTED:
-        entry = record_message(session, message, policy=policy, now=now)
+        entry = record_message(session, message, policy=policy, now=now, incident=incident)
     elif change is Change.EDITED:
         entry = record_edit(session, message, now=now)
     else:

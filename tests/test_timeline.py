@@ -141,11 +141,16 @@ def test_file_share_reply_keeps_file_names_and_permalinks(bot: Bot, incident: In
 
 
 def test_human_activity_updates_last_activity(bot: Bot, incident: Incident) -> None:
+    # Activity feeds the update nudge, which starts with an acknowledged P0/P1.
+    bot.click(Action.ACKNOWLEDGE.value, incident.id, card=incident)
+    poll(lambda: reload(bot, incident).acknowledged_at is not None, message="acknowledged")
     before = reload(bot, incident).last_activity_at
     assert before is not None
     time.sleep(0.01)  # the clock must move for "later" to be visible
     bot.reply(incident, sr.new_ts(), "still looking")
     poll(lambda: (reload(bot, incident).last_activity_at or before) > before, message="last_activity_at to move")
+    moved = reload(bot, incident)
+    assert moved.next_check_at is not None and moved.next_check_at > moved.last_activity_at  # the nudge moved on
 
 
 # ---------------------------------------------------------------------- duplicates
