@@ -65,13 +65,12 @@ def backfill(rt: Runtime) -> int:
                 now = utcnow()
                 # The write keys (incident, ts) make this a no-op for what events already stored;
                 # an edit is applied only if it is newer than the stored one.
-                entry = timeline.record_message(session, reply, policy=rt.settings.policy(), now=now)
-                changed += entry is not None
-                if entry is None and reply.edited_ts:
-                    entry = timeline.record_edit(session, reply, now=now)
-                if entry is not None and _pinned(message) and not entry.key_event:
-                    entry.key_event = True
-                    session.add(entry)
+                added = timeline.record_message(session, reply, policy=rt.settings.policy(), now=now)
+                changed += added
+                if not added and reply.edited_ts:
+                    timeline.record_edit(session, reply, now=now)
+                if _pinned(message):
+                    timeline.set_key_event(session, channel_id=channel, ts=reply.ts, key_event=True, now=now)
     if changed:
         log.info("timeline backfill stored %d missed repl%s", changed, "y" if changed == 1 else "ies")
     return changed

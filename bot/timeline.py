@@ -58,29 +58,50 @@ def _message_row(incident_id: str, message: ThreadMessage, *, deleted: bool = Fa
     }
 
 
+@dataclass(frozen=True)
+class ThreadIncident:
+    """What storing a reply needs to know of its incident: a narrow read, done for every reply."""
+
+    id: str
+    severity: str
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+
+
+def thread_incident(session: Session, channel_id: str, thread_ts: str) -> ThreadIncident | None:
+    row = session.execute(
+        sa.select(Incident.id, Incident.severity, Incident.acknowledged_at, Incident.resolved_at).where(
+            Incident.channel_id == channel_id, Incident.card_ts == thread_ts
+        )
+    ).first()
+    return ThreadIncident(*row) if row else None
+
+
 def record_message(
     session: Session,
     message: ThreadMessage,
     *,
     policy: deadlines.Policy,
     now: datetime,
-    incident: Incident | None = None,
-) -> TimelineEntry | None:
-    """Store a thread reply once; None when it is not in an incident thread or already stored."""
-    incident = incident or find_by_thread(session, message.channel_id, message.thread_ts)
+    incident: ThreadIncident | None = None,
+) -> bool:
+    """Store a thread reply once; False when it is not in an incident thread or already stored."""
+    incident = incident or thread_incident(session, message.channel_id, message.thread_ts)
     if incident is None:
-        return None
+        return False
     if not insert_ignoring_conflict(session, TimelineEntry, _message_row(incident.id, message)):
-        return None
+        return False
     # Activity only matters to the update nudge; most replies (P2/P3, not yet acknowledged) need
     # no write to the incident row at all, which a busy thread's replies would otherwise queue on.
     if _nudge_applies(incident, policy) and _lock_for_activity(session, incident.id):
-        incident.last_activity_at = max(incident.last_activity_at or now, now)
-        reschedule(session, incident, policy, now)
-    return _entry(session, incident.id, message.ts)
+        row = session.get(Incident, incident.id)
+        if row is not None:
+            row.last_activity_at = max(row.last_activity_at or now, now)
+            reschedule(session, row, policy, now)
+    return True
 
 
-def _nudge_applies(incident: Incident, policy: deadlines.Policy) -> bool:
+def _nudge_applies(incident: ThreadIncident, policy: deadlines.Policy) -> bool:
     return (
         incident.severity in policy.update_reminder
         and incident.acknowledged_at is not None
@@ -232,24 +253,18 @@ def ingest(
     event_id: str | None,
     policy: deadlines.Policy,
     now: datetime,
-) -> TimelineEntry | None:
+) -> bool:
     """Apply one thread event, once per event id; messages outside incident threads are ignored
-    (and leave no trace, so the dedupe table only grows with incident traffic)."""
-    incident = find_by_thread(session, message.channel_id, message.thread_ts)
-    if incident is None:
-        return None
-    if not claim_event(session, event_id, now):
-        return None
+    (and leave no trace, so the dedupe table only grows with incident traffic).
+
+    A :pushpin: that came before its reply is applied by the sweep's apply_pending_pins, within
+    one ESCALATION_CHECK_INTERVAL, rather than by a lookup on every reply.
+    """
+    incident = thread_incident(session, message.channel_id, message.thread_ts)
+    if incident is None or not claim_event(session, event_id, now):
+        return False
     if change is Change.POSTED:
-        entry = record_message(session, message, policy=policy, now=now, incident=incident)
-    elif change is Change.EDITED:
-        entry = record_edit(session, message, now=now)
-    else:
-        entry = record_delete(session, message)
-    if entry is not None:
-        pending = session.get(PendingPin, (message.channel_id, message.ts))
-        if pending is not None:
-            entry.key_event = pending.key_event
-            session.add(entry)
-            session.delete(pending)
-    return entry
+        return record_message(session, message, policy=policy, now=now, incident=incident)
+    if change is Change.EDITED:
+        return record_edit(session, message, now=now) is not None
+    return record_delete(session, message) is not None
