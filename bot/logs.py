@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 
 # Slack tokens (xoxb-, xoxp-, xoxa-, xoxe-, xapp-) and Authorization headers, wherever they appear.
 SECRET = re.compile(r"(xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|(?i:bearer)\s+[^\s'\"]+)")
@@ -28,6 +29,12 @@ class QuietBoltFilter(logging.Filter):
         return not (record.name == "slack_bolt" and any(n in record.getMessage() for n in BOLT_NOISE))
 
 
+def _plain_traceback(exc: BaseException) -> str:
+    """The frames and the exception, without source lines (so without ast)."""
+    frames = [f'  File "{f.filename}", line {f.lineno}, in {f.name}' for f in traceback.extract_tb(exc.__traceback__)]
+    return "\n".join(["Traceback (most recent call last):", *frames, *traceback.format_exception_only(exc)]).rstrip()
+
+
 class RedactingFilter(logging.Filter):
     """Last line of defence: the code never logs secrets, and this catches what a library might."""
 
@@ -41,7 +48,12 @@ class RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and record.exc_info[1] is not None:
-            formatted = logging.Formatter().formatException(record.exc_info)
+            try:
+                formatted = logging.Formatter().formatException(record.exc_info)
+            except SystemError:
+                # CPython 3.11 draws its traceback carets with ast.parse, which is not thread-safe:
+                # two threads logging at once can fail here. Without carets, the text is the same.
+                formatted = _plain_traceback(record.exc_info[1])
             record.exc_text = redact(formatted, self.secrets)
         return True
 

@@ -410,11 +410,17 @@ def _bot_sources() -> dict[Path, str]:
     return {path: path.read_text("utf-8") for path in sorted(BOT_DIR.rglob("*.py"))}
 
 
+# Parsed once, at collection: CPython 3.11's ast.parse is not thread-safe ("AST constructor
+# recursion depth mismatch"), and while the tests run, the app's listener threads format tracebacks,
+# which in 3.11 parses source lines with ast too.
+_TREES = {path: ast.parse(source, filename=str(path)) for path, source in _bot_sources().items()}
+
+
 def _registered(decorator: str) -> set[str]:
     """Literal arguments of `app.<decorator>(...)` across bot/; a non-literal one must be an ids constant."""
     names: set[str] = set()
-    for path, source in _bot_sources().items():
-        for node in ast.walk(ast.parse(source, filename=str(path))):
+    for tree in _TREES.values():
+        for node in ast.walk(tree):
             if not (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
