@@ -22,6 +22,7 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from bot_harness import TOKEN, Bot, poll
 from fake_slack import UPLOAD_METHOD, Call, FakeSlack
+from incident_rows import incident, store
 from sqlmodel import select
 
 from bot import digest
@@ -30,7 +31,7 @@ from bot.periods import previous_period
 from bot.reports import REPORT_TITLES
 from bot.settings import Settings
 from storage.db import SessionFactory, unit_of_work
-from storage.models import DigestRun, FollowUp, Incident, Outbox
+from storage.models import DigestRun, FollowUp, Outbox
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -44,38 +45,6 @@ TITLES = tuple(REPORT_TITLES.values())
 
 def settings(**overrides: Any) -> Settings:
     return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
-
-
-_numbers = iter(range(1, 1_000_000))
-
-
-def incident(
-    declared: datetime,
-    *,
-    severity: str = "P2",
-    ack: timedelta | None = None,
-    mitigated: timedelta | None = None,
-    resolved: timedelta | None = None,
-    **fields: Any,
-) -> Incident:
-    number = next(_numbers)
-    return Incident(
-        id=fields.pop("id", f"INC-{declared:%Y-%m-%d}-{number:03d}"),
-        title=fields.pop("title", "something broke"),
-        severity=severity,
-        status="Resolved" if resolved is not None else "Investigating",
-        started_at=declared,
-        declared_at=declared,
-        acknowledged_at=declared + ack if ack is not None else None,
-        mitigated_at=declared + mitigated if mitigated is not None else None,
-        resolved_at=declared + resolved if resolved is not None else None,
-        **fields,
-    )
-
-
-def store(sessions: SessionFactory, *rows: Any) -> None:
-    with unit_of_work(sessions) as session:
-        session.add_all(rows)
 
 
 def message_for(sessions: SessionFactory, kind: str, now: datetime, **overrides: Any) -> dict[str, Any]:
