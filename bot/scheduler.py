@@ -49,31 +49,25 @@ def forget_old_events(rt: Runtime) -> None:
 
 def build_scheduler(rt: Runtime, *, extra_jobs: list[dict[str, Any]] | None = None) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(
-        sweep_job,
-        "interval",
-        seconds=rt.settings.escalation_check_interval,
-        args=[rt],
-        id="escalation-sweep",
-        # Run at once on start-up: whatever lapsed while the bot was down is announced now.
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
-    )
-    if rt.settings.timeline_backfill_interval:
-        from bot.backfill import backfill_job
 
+    def every(job: Any, seconds: float, job_id: str) -> None:
+        # First run at start-up: what lapsed, or was said, while the bot was down is handled now.
         scheduler.add_job(
-            backfill_job,
+            job,
             "interval",
-            seconds=rt.settings.timeline_backfill_interval,
+            seconds=seconds,
             args=[rt],
-            id="timeline-backfill",
-            # At start-up too: replies posted while the bot was down are read back at once.
+            id=job_id,
             next_run_time=datetime.now(UTC),
             max_instances=1,
             coalesce=True,
         )
+
+    every(sweep_job, rt.settings.escalation_check_interval, "escalation-sweep")
+    if rt.settings.timeline_backfill_interval:
+        from bot.backfill import backfill_job
+
+        every(backfill_job, rt.settings.timeline_backfill_interval, "timeline-backfill")
     scheduler.add_job(forget_old_events, "interval", hours=1, args=[rt], id="forget-events", max_instances=1)
     for job in extra_jobs or []:
         scheduler.add_job(**job)
