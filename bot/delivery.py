@@ -225,7 +225,7 @@ class Deliverer:
             policy=self.settings.policy(),
             now=now,
             runbook=self.runbook_for(incident),
-            follow_ups=len(incidents.follow_ups(session, incident.id)),
+            follow_ups=incidents.count_follow_ups(session, incident.id),
         )
 
     def runbook_for(self, incident: Incident) -> tuple[str, str] | None:

@@ -99,10 +99,10 @@ def count_open(session: Session) -> int:
     ).scalar_one()
 
 
-def follow_ups(session: Session, incident_id: str) -> list[FollowUp]:
-    return list(
-        session.exec(select(FollowUp).where(FollowUp.incident_id == incident_id).order_by(FollowUp.id))  # type: ignore[arg-type]
-    )
+def count_follow_ups(session: Session, incident_id: str) -> int:
+    return session.execute(
+        sa.select(sa.func.count()).select_from(FollowUp).where(FollowUp.incident_id == incident_id)
+    ).scalar_one()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,7 +41,6 @@ class Health:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.migrated = threading.Event()
-        self._head: str | None = None
 
     def check(self) -> bool:
         if not self.migrated.is_set():
