@@ -43,20 +43,40 @@ def free_port() -> int:
 
 
 def memory_kb(pid: int) -> dict[str, int]:
-    """VmRSS (resident now) and VmHWM (the peak resident size), in kB."""
+    """VmRSS (resident now), VmHWM (the peak resident size) and Pss, in kB.
+
+    Pss (proportional set size) counts a page shared by N processes as 1/N in each: the sum over
+    the bot's processes is the memory the bot really holds, where a sum of RSS counts shared pages
+    (the worker is forked from the front and shares its imported modules) once per process.
+    """
     values: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0])
+    for name, keys in (("status", ("VmRSS", "VmHWM")), ("smaps_rollup", ("Pss",))):
+        with open(f"/proc/{pid}/{name}") as lines:
+            for line in lines:
+                key, _, rest = line.partition(":")
+                if key in keys:
+                    values[key] = int(rest.split()[0])
     return values
 
 
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0  # it exited meanwhile (the digest's chart process does)
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid` (the bot's worker process, and any chart process)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return found
 
 
 class Child:
@@ -83,13 +103,29 @@ class Child:
     def memory_kb(self) -> dict[str, int]:
         return memory_kb(self.pid)
 
+    def worker_pid(self) -> int | None:
+        """The bot's worker process (bot/worker.py): forked (same command line) or spawned."""
+        own = Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        for pid in children(self.pid):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            if cmdline == own or b"spawn_main" in cmdline:
+                return pid
+        return None
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the process and its children now alive (the worker included)."""
+        return sum(cpu_seconds(pid) for pid in [self.pid, *children(self.pid)])
+
     def settle(self, *, quiet_fraction: float = 0.05, window: float = 0.2, limit: float = 20.0) -> float:
-        """Wait until the process is nearly idle (its backlog done); returns the seconds waited."""
+        """Wait until the process and its children are nearly idle (backlog done); returns the seconds waited."""
         start = time.monotonic()
-        before = cpu_seconds(self.pid)
+        before = self.cpu_seconds()
         while time.monotonic() - start < limit:
             time.sleep(window)
-            now = cpu_seconds(self.pid)
+            now = self.cpu_seconds()
             if now - before <= quiet_fraction * window:
                 break
             before = now
