@@ -15,7 +15,8 @@ from bot.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-def create_app(rt: Runtime) -> App:
+def create_app(rt: Runtime, *, verify_requests: bool = True) -> App:
+    """verify_requests=False only in the worker process, whose requests come from the front's pipe."""
     settings = rt.settings
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     identity = rt.identity
@@ -36,7 +37,7 @@ def create_app(rt: Runtime) -> App:
         client=rt.client,
         authorize=authorize,
         signing_secret=secret or "socket-mode-has-no-signing-secret",
-        request_verification_enabled=not settings.socket_mode,
+        request_verification_enabled=verify_requests and not settings.socket_mode,
         # Ack in the request's thread; the work runs after, as lazy listeners (bot/listeners). With
         # False, Bolt runs every listener on the pool and polls for its ack(), so under load an ack
         # queued behind other listeners' work (a 2 s Web API took acks past Slack's 3 s).
@@ -54,6 +55,8 @@ def create_app(rt: Runtime) -> App:
             return BoltResponse(status=403, body="This app is installed in another workspace.")
         return next()
 
-    for surface in (commands, views, actions, events, home):
+    # Bolt tries listeners in the order they were added, each matcher at a cost: the busiest
+    # (/incident and thread replies) first keeps the ack path short.
+    for surface in (commands, events, home, views, actions):
         surface.register(app, rt)
     return app

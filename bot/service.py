@@ -10,14 +10,14 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import extensions, logs
 from bot.app import create_app
+from bot.background import Background, learn_identity
+from bot.handoff import WorkerProcess, hand_off_lazy_listeners
 from bot.runtime import Runtime
-from bot.scheduler import build_scheduler
 from bot.server import Health, Server
 from bot.settings import Settings
 from storage import db
 
 log = logging.getLogger("incident-bot")
-IDENTITY_RETRY_SECONDS = 5
 
 
 def secrets_of(settings: Settings) -> tuple[str, ...]:
@@ -31,7 +31,11 @@ def secrets_of(settings: Settings) -> tuple[str, ...]:
 
 
 class Service:
-    """The running bot. Tests start this same object in-process, so they test the real wiring."""
+    """The running bot. Tests start this same object in-process, so they test the real wiring.
+
+    With WORKER_PROCESS (the default) this process answers Slack and a worker process does the
+    rest (bot/worker.py); without it, both happen here.
+    """
 
     def __init__(self, settings: Settings) -> None:
         settings.require_for_run()
@@ -39,8 +43,15 @@ class Service:
         self.stopping = threading.Event()
         self.engine = db.create_db_engine(settings.database_url)
         self.rt = Runtime.build(settings, self.engine)
-        self.health = Health(self.rt)
         self.app = create_app(self.rt)
+        self.worker: WorkerProcess | None = None
+        if settings.worker_process:
+            self.worker = WorkerProcess(settings, secrets_of(settings))
+            hand_off_lazy_listeners(self.app, self.worker.send)
+            self.rt.deliverer.hand_kicks_to(self.worker.kick)
+        # /healthz is as CONTRACT.md says (database and migrations): a dead worker is restarted
+        # within seconds, and the acks, which is what Slack sees, go on meanwhile.
+        self.health = Health(self.rt)
         self.server = Server(
             self.rt,
             app=None if settings.socket_mode else self.app,
@@ -49,7 +60,7 @@ class Service:
             health=self.health,
         )
         extensions.install(self.server, self.rt)
-        self.scheduler: Any = None
+        self.background: Background | None = None
         self.socket_handler: Any = None
 
     @property
@@ -57,6 +68,8 @@ class Service:
         return self.server.port
 
     def start(self) -> Service:
+        if self.worker is not None:
+            self.worker.start()  # first, while this process has no other thread (see WorkerProcess)
         self.server.start()
         log.info(
             "listening on %s:%d (%s mode)",
@@ -65,12 +78,12 @@ class Service:
             "Socket" if self.settings.socket_mode else "HTTP",
         )
         db.upgrade(self.engine)  # serialised across replicas; /healthz is 503 until it is done
+        learn_identity(self.rt, self.stopping)
+        if self.worker is not None:
+            self.worker.begin()  # after the migrations: it uses the tables at once
+        else:
+            self.background = Background(self.rt).start()
         self.health.migrated.set()
-        threading.Thread(target=self._learn_identity, name="auth-test", daemon=True).start()
-        self.rt.deliverer.start()
-        self.rt.deliverer.kick()  # whatever an earlier run left undelivered
-        self.scheduler = build_scheduler(self.rt, extra_jobs=extensions.jobs(self.rt))
-        self.scheduler.start()
         if self.settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -81,21 +94,17 @@ class Service:
         return self
 
     def stop(self) -> None:
-        """Stop taking requests, finish those in flight, stop the scheduler, then the rest."""
+        """Stop taking requests, finish those in flight and the work they left, then the rest."""
         self.stopping.set()
         if self.socket_handler is not None:
             self.socket_handler.close()
         self.server.stop()
-        # The work acked requests left behind (lazy listeners) finishes before the rest stops.
+        if self.worker is not None:
+            self.worker.stop()  # it finishes what it was handed, then its scheduler and deliverer
+        if self.background is not None:
+            self.background.stop()
         self.rt.listener_executor.shutdown(wait=True)
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=True)
-        self.rt.deliverer.stop()
         self.engine.dispose()
-
-    def _learn_identity(self) -> None:
-        while not self.stopping.is_set() and not self.rt.identity.learn(self.rt.client):
-            self.stopping.wait(IDENTITY_RETRY_SECONDS)
 
     def _connect_socket(self) -> None:
         """Connect Socket Mode, retrying while Slack is unreachable; /healthz keeps serving meanwhile."""

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     timeline_backfill_interval: float = Field(default=300, ge=0)  # seconds; 0 turns the backfill off
 
     log_level: str = "INFO"
+    # The work after each ack runs in a second process, so it never holds the acks' interpreter
+    # lock (bot/worker.py). False runs everything in one process: simpler to debug, slower acks.
+    worker_process: bool = True
 
     @field_validator("response_targets", "resolution_targets", "update_reminder", "escalation_repeat", mode="before")
     @classmethod

@@ -35,6 +35,9 @@ def settings_for(db_url: str, fake: FakeSlack, **overrides: Any) -> Settings:
         "digest_cron": "",
         "monthly_digest_cron": "",
         "quarterly_digest_cron": "",
+        # One process, so tests can reach the scheduler and the deliverer; tests/test_worker_process.py
+        # and the subprocess tests (tests/bot_process.py) run the default two-process layout.
+        "worker_process": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -81,6 +81,6 @@ def test_backfill_survives_a_failing_web_api(bot: Bot) -> None:
 
 def test_backfill_runs_at_start_up(make_bot: Any) -> None:
     bot = make_bot(timeline_backfill_interval=60)
-    job = bot.service.scheduler.get_job("timeline-backfill")
+    job = bot.service.background.scheduler.get_job("timeline-backfill")
     assert job is not None and job.trigger.interval.total_seconds() == 60
-    assert make_bot(timeline_backfill_interval=0).service.scheduler.get_job("timeline-backfill") is None
+    assert make_bot(timeline_backfill_interval=0).service.background.scheduler.get_job("timeline-backfill") is None

@@ -342,7 +342,7 @@ def test_scheduled_job_posts_once_per_period_with_its_chart(make_bot: Any, db_ur
     earlier.stop()
     # ...then a bot with a per-minute digest: its start-up catch-up may post at once, which is fine.
     bot: Bot = make_bot(digest_cron="* * * * *", database_url=db_url)
-    job = bot.service.scheduler.get_job("digest-weekly")
+    job = bot.service.background.scheduler.get_job("digest-weekly")
     assert isinstance(job.trigger, CronTrigger)
     assert str(job.trigger) == "cron[month='*', day='*', day_of_week='*', hour='*', minute='*']"
     assert str(job.trigger.timezone) == "UTC"  # DIGEST_TIMEZONE
@@ -444,8 +444,8 @@ def test_start_up_posts_the_digest_it_missed_without_being_asked(make_bot: Any) 
     delivered_run(bot.sessions, "weekly", period.local_start.date())
     (post,) = digest_posts(bot.fake)
     assert f"Weekly incident digest: {period.label}." in post.params["text"]
-    assert bot.service.scheduler.get_job("digest-weekly") is not None
-    assert bot.service.scheduler.get_job("digest-catch-up") is None  # one-off: done
+    assert bot.service.background.scheduler.get_job("digest-weekly") is not None
+    assert bot.service.background.scheduler.get_job("digest-catch-up") is None  # one-off: done
 
 
 def test_monthly_and_quarterly_catch_up_post_their_own_summaries(make_bot: Any) -> None:

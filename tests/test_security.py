@@ -268,7 +268,8 @@ def test_secrets_never_reach_the_stderr_of_the_running_bot(db_url: str, fake_sla
     port = free_port()
     env = {**bot_env(db_url, fake_slack, port), "LOG_LEVEL": "DEBUG", "ALERTMANAGER_TOKEN": ALERTMANAGER_TOKEN}
     env |= {"RESPONSE_TARGETS": '{"P0": 1}', "ESCALATION_CONTACTS": '["U0ONCALL"]'}
-    fake_slack.fail("auth.test", status=500, times=2)
+    # Both processes (the front and its worker) ask auth.test at start-up, each with one retry.
+    fake_slack.fail("auth.test", status=500, times=4)
     fake_slack.fail("chat.postMessage", status=500, times=2)
     # An answer that quotes the token back (a misbehaving proxy): only the redaction keeps it out.
     fake_slack.respond_with("views.open", {"ok": False, "error": "invalid_auth", "detail": f"token {TOKEN} rejected"})
