@@ -148,10 +148,15 @@ class WorkerProcess:
             try:
                 assert pipe is not None
                 pipe.send(message)
-            except (OSError, ValueError):
+            except OSError:
                 # The worker died (EPIPE) or its pipe was just replaced: resend on the next one.
                 if not self._await_new_pipe(pipe):
                     return
+                continue
+            except Exception:
+                # Not something a pipe can carry (it does not pickle): drop it, keep the feeder.
+                log.exception("could not hand %s to the worker process; dropped", type(message).__name__)
+                message = None
                 continue
             if message == worker.STOP:
                 pipe.close()
@@ -182,7 +187,11 @@ class WorkerProcess:
             if self._stopping.wait(delay):
                 return
             self.restarts += 1
-            self._create(started=True)
+            try:
+                self._create(started=True)
+            except Exception:
+                # The dead process is still self._process: the next turn waits no time, backs off.
+                log.exception("could not start a worker process")
 
 
 class HandOffListenerRunner(ThreadListenerRunner):

@@ -100,9 +100,12 @@ def serve(app: App, rt: Runtime, messages: Connection) -> None:
     while True:
         try:
             message = messages.recv()
-        except EOFError:
+        except (EOFError, OSError):
             log.warning("the front process went away; finishing the work in hand")
             return
+        except Exception:  # a message that does not unpickle: the pipe itself is fine
+            log.exception("could not read a message from the front process; skipped")
+            continue
         if message == STOP:
             return
         if message == KICK:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,14 @@ def test_socket_mode_requests_are_handed_off_too(make_bot: Any) -> None:
     assert response.status == 200
     bot.fake.wait_for("chat.postMessage", where=lambda c: "Over the socket" in str(c.params), timeout=10)
     assert bot.wait_incident(lambda i: i.title == "Over the socket" and i.card_ts is not None)
+
+
+def test_a_message_the_pipe_cannot_carry_is_dropped_and_the_rest_still_flows(
+    split_bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = split_bot.service.worker
+    assert worker is not None
+    worker.send(threading.Lock())  # does not pickle
+    incident = split_bot.declare("Still flowing")
+    assert incident.card_ts is not None
+    assert any("could not hand lock to the worker process" in r.getMessage() for r in caplog.records)
