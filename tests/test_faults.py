@@ -53,6 +53,12 @@ ACK_LIMIT = 1.0  # seconds; Slack allows 3, and we keep a wide margin
 # ---------------------------------------------------------------------- helpers
 
 
+@pytest.fixture(params=[False, True], ids=["one-process", "worker-process"])
+def worker_process(request: pytest.FixtureRequest) -> bool:
+    """Both layouts: all in one process, and the default, where a worker process does the work."""
+    return bool(request.param)
+
+
 def timed(bot: Bot, request: sr.SignedRequest) -> tuple[int, dict[str, Any], float]:
     started = time.monotonic()
     status, body, _ = bot.send(request)
@@ -145,11 +151,13 @@ RATE_LIMITED = (
 )
 
 
-def test_429_on_every_method_is_retried_and_nothing_is_lost(fake_slack: FakeSlack, make_bot: Any) -> None:
+def test_429_on_every_method_is_retried_and_nothing_is_lost(
+    fake_slack: FakeSlack, make_bot: Any, worker_process: bool
+) -> None:
     for method in RATE_LIMITED:
         fake_slack.fail(method, status=429, times=1, retry_after=1)
     fake_slack.fail("chat.postMessage", status=429, times=1, retry_after=1)  # a second one for the busiest method
-    bot = make_bot()
+    bot = make_bot(worker_process=worker_process)
     # auth.test was rate-limited at start-up; the identity is still learnt.
     poll(lambda: bot.service.rt.identity.team_id == "T0TEAM", message="auth.test retried")
 
@@ -189,8 +197,10 @@ def test_429_on_every_method_is_retried_and_nothing_is_lost(fake_slack: FakeSlac
 
 
 @pytest.mark.parametrize("fault", ["500", "refused"])
-def test_slack_outage_delays_but_never_loses_or_duplicates(fake_slack: FakeSlack, make_bot: Any, fault: str) -> None:
-    bot = make_bot(**FAST)
+def test_slack_outage_delays_but_never_loses_or_duplicates(
+    fake_slack: FakeSlack, make_bot: Any, fault: str, worker_process: bool
+) -> None:
+    bot = make_bot(worker_process=worker_process, **FAST)
     quiet = bot.declare("Search degraded", "P1")
     urgent = bot.declare("Checkout down", "P0")  # its response target lapses during the outage
     accepted_before = sum(posted(fake_slack).values())
@@ -244,7 +254,8 @@ def test_slack_outage_delays_but_never_loses_or_duplicates(fake_slack: FakeSlack
     assert len(escalation_rows(bot.sessions)) == 1
 
 
-def test_many_acks_stay_fast_while_slack_crawls(bot: Bot) -> None:
+def test_many_acks_stay_fast_while_slack_crawls(make_bot: Any, worker_process: bool) -> None:
+    bot = make_bot(worker_process=worker_process)
     incidents_ = [bot.declare(f"Crawling {n}", "P2") for n in range(3)]
     bot.fake.delay("*", 2.0)
     requests: list[sr.SignedRequest] = []
@@ -275,14 +286,16 @@ def test_many_acks_stay_fast_while_slack_crawls(bot: Bot) -> None:
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_postgres_outage_health_and_escalation(db_url: str, make_bot: Any) -> None:
+def test_postgres_outage_health_and_escalation(db_url: str, make_bot: Any, worker_process: bool) -> None:
     url = create_pg_database("ib_outage")
     direct = db.create_db_engine(url, poolclass=sa.pool.NullPool)
     proxy = PgProxy().start()
     try:
         db.upgrade(direct)
         sessions = db.session_factory(direct)
-        bot = make_bot(database_url=proxy.url_for(url), **{**FAST, "response_targets": {"P0": 3}})
+        bot = make_bot(
+            database_url=proxy.url_for(url), worker_process=worker_process, **{**FAST, "response_targets": {"P0": 3}}
+        )
         assert bot.get("/healthz") == (200, b"ok")
         incident = bot.declare("Primary database failover", "P0")
         deadline = incident.declared_at.timestamp() + 3
@@ -319,7 +332,8 @@ def test_postgres_outage_health_and_escalation(db_url: str, make_bot: Any) -> No
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_locked_sqlite_makes_writers_wait_not_fail(db_url: str, bot: Bot) -> None:
+def test_locked_sqlite_makes_writers_wait_not_fail(db_url: str, make_bot: Any, worker_process: bool) -> None:
+    bot = make_bot(worker_process=worker_process)
     incident = bot.declare("Lock contention", "P2")
     path = db_url.removeprefix("sqlite:///")
     locked, release = threading.Event(), threading.Event()
@@ -526,8 +540,8 @@ def check_consistency(sessions: db.SessionFactory, saved_titles: set[str], resol
 # ---------------------------------------------------------------------- Slack delivery faults
 
 
-def test_redelivered_reordered_events_to_two_replicas_give_one_timeline(make_bot: Any) -> None:
-    first, second = make_bot(), make_bot()
+def test_redelivered_reordered_events_to_two_replicas_give_one_timeline(make_bot: Any, worker_process: bool) -> None:
+    first, second = make_bot(worker_process=worker_process), make_bot(worker_process=worker_process)
     incident = first.declare("Replicated timeline", "P2")
     assert incident.channel_id and incident.card_ts
     rng = random.Random(11)
