@@ -13,7 +13,9 @@ hand is finished and the process exits, as on STOP.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import threading
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from storage import db
 
 log = logging.getLogger("incident-bot.worker")
 
+NICENESS = 10  # added to the front's; see _yield_the_cpu_to_acks
 START = "start"  # the first message: the front has migrated the tables
 KICK = "kick"
 STOP = "stop"
@@ -63,6 +66,7 @@ def main(settings: Settings, messages: Connection, secrets: tuple[str, ...], inh
     # or a SIGTERM sent to the whole process group does not cut the work in hand short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _yield_the_cpu_to_acks()
     logs.configure(settings.log_level, secrets)
     if not _wait_for_start(messages):
         return
@@ -82,6 +86,13 @@ def main(settings: Settings, messages: Connection, secrets: tuple[str, ...], inh
         background.stop()
         engine.dispose()
         log.info("worker process stopped")
+
+
+def _yield_the_cpu_to_acks() -> None:
+    # When the cores are busy, the kernel runs the front (which must ack within 3 s) before
+    # this process (whose work may wait); when they are not, this costs nothing.
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: no os.nice (Windows)
+        os.nice(NICENESS)
 
 
 def _wait_for_start(messages: Connection) -> bool:

@@ -27,6 +27,7 @@ from test_alerts import alert, cards, notification
 from test_alerts import post as post_alert
 
 from bot import handoff
+from bot import worker as worker_module
 from bot.handoff import HandOffListenerRunner
 from bot.ids import Callback
 from storage.db import unit_of_work
@@ -57,6 +58,12 @@ def test_the_work_after_the_ack_runs_in_the_worker_process(split_bot: Bot) -> No
     assert [e.text for e in entries(split_bot, incident.id)] == ["restarted the pods"]
     # Nothing ran on the front's own listener pool: it never started a thread.
     assert not split_bot.service.rt.listener_executor._threads
+    # And when the cores are busy, the kernel runs the front first.
+    assert niceness(worker.pid) == min(niceness(os.getpid()) + worker_module.NICENESS, 19)
+
+
+def niceness(pid: int | None) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
 def test_a_redelivered_event_is_stored_once(split_bot: Bot) -> None:
