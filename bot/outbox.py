@@ -82,14 +82,32 @@ def announce(session: Session, incident_id: str, text: str, *, now: datetime | N
 
 
 def refresh_card(session: Session, incident_id: str, *, now: datetime | None = None) -> None:
-    # One pending re-render per incident is enough: it renders whatever is current when sent.
-    enqueue(
-        session,
-        OutboxKind.CARD_UPDATE,
-        incident_id=incident_id,
-        dedupe_key=f"card_update:{incident_id}",
-        now=now,
-    )
+    refresh_cards(session, [incident_id], now=now)
+
+
+def refresh_cards(session: Session, incident_ids: list[str], *, now: datetime | None = None) -> None:
+    """Re-render these incidents' cards, in one statement (the sweep escalates dozens at once).
+
+    One pending re-render per incident is enough (its dedupe key absorbs the rest): it renders
+    whatever is current when it is sent.
+    """
+    if not incident_ids:
+        return
+    now = now or utcnow()
+    rows = [
+        {
+            "kind": OutboxKind.CARD_UPDATE.value,
+            "incident_id": incident_id,
+            "payload": {},
+            "dedupe_key": f"card_update:{incident_id}",
+            "created_at": now,
+            "next_attempt_at": now,
+            "attempts": 0,
+        }
+        for incident_id in incident_ids
+    ]
+    # Parameter sets, not .values(rows): one cached statement, batched by SQLAlchemy (see escalation._claim).
+    session.execute(dialect_insert(session, Outbox).on_conflict_do_nothing(), rows)
 
 
 def pending_count(session: Session) -> int:
