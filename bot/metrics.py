@@ -841,12 +841,25 @@ def shares(
     )
 
 
-def current_status(session: Session, *, settings: Settings, now: datetime) -> CurrentStatus:
-    """The tracker's "Current Status" figures, each with its mark."""
-    month = current_period("monthly", now, settings.digest_timezone)
+def current_status(
+    session: Session,
+    *,
+    settings: Settings,
+    now: datetime,
+    month_summary: PeriodSummary | None = None,
+    recent: PeriodSummary | None = None,
+) -> CurrentStatus:
+    """The tracker's "Current Status" figures, each with its mark.
+
+    `month_summary` (this month) and `recent` (the last 30 days) save their queries when the
+    caller has them already, as the tracker does.
+    """
     last_30 = custom_period(now - timedelta(days=30), now, "last 30 days")
-    month_summary = summaries(session, settings=settings, periods=[month], now=now)[0]
-    recent = summaries(session, settings=settings, periods=[last_30], now=now)[0]
+    if month_summary is None:
+        month = current_period("monthly", now, settings.digest_timezone)
+        month_summary = summaries(session, settings=settings, periods=[month], now=now)[0]
+    if recent is None:
+        recent = summaries(session, settings=settings, periods=[last_30], now=now)[0]
     repeats = len(repeat_incidents(session, start=last_30.start, end=last_30.end))
     mttr = recent.mttr_mean
     if mttr is None:

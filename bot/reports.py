@@ -558,6 +558,10 @@ def render_tracker(session: Session, settings: Settings, now: datetime, *, log_l
     quarters = periods_back(current_period("quarterly", now, tz), 4)
     history_start = min(quarters[0].start, months[0].start, year.start)
     intervals = metrics.p0_intervals(session, start=history_start, end=now, now=now)
+    last_30 = custom_period(now - timedelta(days=30), now, "last 30 days")
+    before_last_30, recent = metrics.summaries(
+        session, settings=settings, periods=[period_before(last_30), last_30], now=now
+    )
     context = _TrackerContext(
         session=session,
         settings=settings,
@@ -567,6 +571,7 @@ def render_tracker(session: Session, settings: Settings, now: datetime, *, log_l
         year=year,
         quarters=quarters,
         intervals=intervals,
+        last_30=(before_last_30, recent),
     )
     today = now.astimezone(month.local_start.tzinfo).date()
     sections = [
@@ -614,6 +619,7 @@ class _TrackerContext:
         year: Period,
         quarters: list[Period],
         intervals: list[tuple[datetime, datetime]],
+        last_30: tuple[PeriodSummary, PeriodSummary],
     ) -> None:
         self.session = session
         self.settings = settings
@@ -623,6 +629,7 @@ class _TrackerContext:
         self.year = year
         self.quarters = quarters
         self.intervals = intervals
+        self.before_last_30, self.last_30 = last_30  # the 30 days to now, and the 30 before
 
     @property
     def empty(self) -> bool:
@@ -650,7 +657,10 @@ def _first_started(session: Session) -> datetime | None:
 
 
 def _current_status_section(ctx: _TrackerContext, today: str) -> list[str]:
-    status = metrics.current_status(ctx.session, settings=ctx.settings, now=ctx.now)
+    # This month is the last of the month summaries (the same period, in the same time zone).
+    status = metrics.current_status(
+        ctx.session, settings=ctx.settings, now=ctx.now, month_summary=ctx.month_summaries[-1], recent=ctx.last_30
+    )
     rows = []
     for figure in status.figures:
         if figure is status.mttr:
@@ -793,10 +803,7 @@ def _sla_section(ctx: _TrackerContext) -> list[str]:
         "",
         "### MTTR by Severity",
     ]
-    last_30 = custom_period(ctx.now - timedelta(days=30), ctx.now, "last 30 days")
-    before, recent = metrics.summaries(
-        ctx.session, settings=ctx.settings, periods=[period_before(last_30), last_30], now=ctx.now
-    )
+    before, recent = ctx.before_last_30, ctx.last_30
     rows = []
     for severity in SEVERITIES:
         current = recent.severity(severity).mttr_mean

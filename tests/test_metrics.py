@@ -259,6 +259,17 @@ def test_current_status_marks(sessions: SessionFactory) -> None:
     assert status.mttr.mark == metrics.MARK_AMBER  # 16 min: over 15, under 30
     assert status.repeats_last_30_days.current == 0
 
+    # The tracker passes the summaries it has already; the figures are the same.
+    settings = Settings()
+    month = current_period("monthly", NOW, settings.digest_timezone)
+    last_30 = custom_period(NOW - timedelta(days=30), NOW, "last 30 days")
+    with sessions() as session:
+        [month_summary, recent] = [
+            metrics.summaries(session, settings=settings, periods=[p], now=NOW)[0] for p in (month, last_30)
+        ]
+        given = metrics.current_status(session, settings=settings, now=NOW, month_summary=month_summary, recent=recent)
+    assert given == status
+
 
 def test_union_seconds_merges_nested_and_touching_intervals() -> None:
     start, end = at(1), at(2)
