@@ -17,6 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
+from bot_process import child_pids
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 RESULTS = BENCH / "results"
@@ -68,17 +70,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
-def children(pid: int) -> list[int]:
-    """The live child processes of `pid` (the bot's worker process, and any chart process)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(child) for child in (task / "children").read_text().split()]
-        except FileNotFoundError:
-            continue
-    return found
-
-
 class Child:
     """A child process with its stderr in a log file under benchmarks/results/."""
 
@@ -106,7 +97,7 @@ class Child:
     def worker_pid(self) -> int | None:
         """The bot's worker process (bot/worker.py): forked (same command line) or spawned."""
         own = Path(f"/proc/{self.pid}/cmdline").read_bytes()
-        for pid in children(self.pid):
+        for pid in child_pids(self.pid):
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except FileNotFoundError:
@@ -117,7 +108,7 @@ class Child:
 
     def cpu_seconds(self) -> float:
         """CPU time of the process and its children now alive (the worker included)."""
-        return sum(cpu_seconds(pid) for pid in [self.pid, *children(self.pid)])
+        return sum(cpu_seconds(pid) for pid in [self.pid, *child_pids(self.pid)])
 
     def settle(self, *, quiet_fraction: float = 0.05, window: float = 0.2, limit: float = 20.0) -> float:
         """Wait until the process and its children are nearly idle (backlog done); returns the seconds waited."""

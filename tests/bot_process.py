@@ -55,3 +55,14 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path, timeout
             pass  # not listening yet
         time.sleep(0.05)
     raise AssertionError("bot did not become healthy:\n" + log.read_text())
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live child processes of `pid`: the bot's worker process (bot/worker.py), or a chart."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile
+    return found

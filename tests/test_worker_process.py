@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import slack_requests as sr
 from bot_harness import SECRET, Bot, declare_values, poll
-from bot_process import bot_env, free_port, start_bot, wait_healthy
+from bot_process import bot_env, child_pids, free_port, start_bot, wait_healthy
 from fake_slack import FakeSlack
 from slack_bolt import BoltRequest
 from sqlmodel import select
@@ -123,16 +123,6 @@ def test_a_dead_worker_is_replaced_and_what_was_acked_meanwhile_is_done(
     assert incident.card_ts is not None
 
 
-def children_of(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(child) for child in (task / "children").read_text().split()]
-        except FileNotFoundError:
-            continue
-    return found
-
-
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -150,7 +140,7 @@ def test_the_real_process_forks_its_worker_and_both_go_on_sigterm(
     try:
         wait_healthy(port, process, log)
         assert "forked" in log.read_text(), log.read_text()
-        (worker,) = children_of(process.pid)
+        (worker,) = child_pids(process.pid)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0, log.read_text()
         assert not alive(worker)
@@ -166,7 +156,7 @@ def test_a_worker_whose_front_was_killed_exits_by_itself(db_url: str, fake_slack
     process: subprocess.Popen[bytes] = start_bot(bot_env(db_url, fake_slack, port), log)
     try:
         wait_healthy(port, process, log)
-        (worker,) = children_of(process.pid)
+        (worker,) = child_pids(process.pid)
         process.kill()
         process.wait(10)
         deadline = time.monotonic() + 20
