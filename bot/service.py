@@ -70,6 +70,16 @@ class Service:
     def start(self) -> Service:
         if self.worker is not None:
             self.worker.start()  # first, while this process has no other thread (see WorkerProcess)
+        try:
+            self._start()
+        except BaseException:
+            # Undo what started (the database may be unreachable): a worker left waiting for
+            # START would keep this process from exiting.
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         self.server.start()
         log.info(
             "listening on %s:%d (%s mode)",
@@ -91,7 +101,6 @@ class Service:
             token = self.settings.slack_app_token.get_secret_value()
             self.socket_handler = SocketModeHandler(self.app, token, web_client=self.rt.client)
             threading.Thread(target=self._connect_socket, name="socket-mode", daemon=True).start()
-        return self
 
     def stop(self) -> None:
         """Stop taking requests, finish those in flight and the work they left, then the rest."""

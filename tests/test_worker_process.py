@@ -188,3 +188,20 @@ def test_a_message_the_pipe_cannot_carry_is_dropped_and_the_rest_still_flows(
     incident = split_bot.declare("Still flowing")
     assert incident.card_ts is not None
     assert any("could not hand lock to the worker process" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.slow
+def test_an_unreachable_database_at_start_ends_both_processes(fake_slack: FakeSlack, tmp_path: Path) -> None:
+    # The worker is forked before the migrations; when they fail it must not keep the front alive.
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/incidents"
+    log = tmp_path / "bot.log"
+    process = start_bot(bot_env(closed, fake_slack, free_port()), log)
+    try:
+        assert process.wait(timeout=30) == 1, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = log.read_text()
+    assert "incident-bot: cannot migrate the database" in text
+    assert "Traceback" not in text
+    assert "forked" in text
