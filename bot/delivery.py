@@ -65,7 +65,7 @@ class Deliverer:
         self._thread: threading.Thread | None = None
         self._drain_lock = threading.Lock()
         self._joined: set[str] = set()
-        self.forward_kicks: Callable[[], None] | None = None
+        self._forward_kicks: Callable[[], None] | None = None
 
     # -- the worker -----------------------------------------------------------------------------
 
@@ -81,14 +81,14 @@ class Deliverer:
 
     def kick(self) -> None:
         """Something was committed to the outbox: deliver it soon, off the caller's thread."""
-        if self.forward_kicks is not None:
-            self.forward_kicks()
+        if self._forward_kicks is not None:
+            self._forward_kicks()
         else:
             self._wake.set()
 
     def hand_kicks_to(self, forward: Callable[[], None]) -> None:
         """In the front process the worker process delivers: kicks (an alert stored here) go to it."""
-        self.forward_kicks = forward
+        self._forward_kicks = forward
 
     def _run(self) -> None:
         while not self._stop.is_set():

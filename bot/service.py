@@ -111,8 +111,7 @@ class Service:
         if self.worker is not None:
             self.worker.stop()  # it finishes what it was handed, then its scheduler and deliverer
         if self.background is not None:
-            self.background.stop()
-        self.rt.listener_executor.shutdown(wait=True)
+            self.background.stop()  # the work acked requests left, then the scheduler and deliverer
         self.engine.dispose()
 
     def _connect_socket(self) -> None:
