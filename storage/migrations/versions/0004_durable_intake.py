@@ -1,0 +1,28 @@
+"""durable intake: the inbox of acked Slack requests, view submissions
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-01 21:05:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+import storage.models
+
+
+revision: str = '0004'
+down_revision: str | None = '0003'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,28 @@
+"""outbox: per-incident order, fencing, dead letters
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-01 21:05:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+import storage.models
+
+
+revision: str = '0005'
+down_revision: str | None = '0004'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
