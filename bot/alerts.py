@@ -26,7 +26,7 @@ from bot.forms import TITLE_MAX, DeclareForm, parse_title
 from bot.ids import Action
 from bot.outbox import OutboxKind, enqueue, insert_ignoring_conflict
 from bot.runtime import Runtime
-from bot.server import Route
+from bot.runtime.http import Route
 from bot.settings import Settings
 from storage.db import SessionFactory, unit_of_work
 from storage.models import SEVERITIES, AlertNotification, Incident, SystemEvent, TimelineEntry, utcnow

@@ -1,4 +1,8 @@
-"""create_app(runtime) -> App: the Bolt app with every listener wired in."""
+"""create_app(runtime, stage) -> App: the Bolt app with every listener wired in, for one stage.
+
+Stage.ACK answers Slack (HTTP or Socket Mode); Stage.WORK does the work of the requests the
+inbox stored (bot/listeners/__init__.py says how the two split each listener).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,13 @@ from typing import Any
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 
-from bot.listeners import actions, commands, events, home, views
+from bot.listeners import InlineExecutor, Stage, actions, commands, events, home, views
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def create_app(rt: Runtime, *, verify_requests: bool = True) -> App:
-    """verify_requests=False only in the worker process, whose requests come from the front's pipe."""
+def create_app(rt: Runtime, stage: Stage = Stage.ACK) -> App:
     settings = rt.settings
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     identity = rt.identity
@@ -37,14 +40,17 @@ def create_app(rt: Runtime, *, verify_requests: bool = True) -> App:
         client=rt.client,
         authorize=authorize,
         signing_secret=secret or "socket-mode-has-no-signing-secret",
-        request_verification_enabled=verify_requests and not settings.socket_mode,
-        # Ack in the request's thread; the work runs after, as lazy listeners (bot/listeners). With
-        # False, Bolt runs every listener on the pool and polls for its ack(), so under load an ack
-        # queued behind other listeners' work (a 2 s Web API took acks past Slack's 3 s).
+        # The WORK app takes requests from the inbox, which stores only requests whose signature
+        # the ACK app verified; verifying again would refuse work older than Slack's five minutes.
+        request_verification_enabled=stage is Stage.ACK and not settings.socket_mode,
+        # Run each ack function in the request's thread and answer at once. With False, Bolt runs
+        # every listener on a pool and polls for its ack(), so under load an ack queued behind
+        # other listeners' work (a 2 s Web API took acks past Slack's 3 s).
         process_before_response=True,
         raise_error_for_unhandled_request=False,
         logger=logging.getLogger("slack_bolt"),
-        listener_executor=rt.listener_executor,
+        # The ACK app has no lazy listeners; the WORK app runs them inline (see InlineExecutor).
+        listener_executor=InlineExecutor(),
     )
 
     @app.middleware
@@ -57,6 +63,9 @@ def create_app(rt: Runtime, *, verify_requests: bool = True) -> App:
 
     # Bolt tries listeners in the order they were added, each matcher at a cost: the busiest
     # (/incident and thread replies) first keeps the ack path short.
-    for surface in (commands, events, home, views, actions):
-        surface.register(app, rt)
+    for surface in (commands, events, home):
+        surface.register(app, rt, stage)
+    if stage is Stage.ACK:
+        views.register(app, rt)  # submissions are validated and stored before the ack itself
+    actions.register(app, rt, stage)
     return app

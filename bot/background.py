@@ -1,6 +1,7 @@
-"""What runs beside the requests: the outbox deliverer and the scheduler (sweep, backfill, digests).
+"""What runs beside the requests: the inbox workers, the outbox deliverer and the scheduler.
 
-It runs in the worker process (bot/worker.py), or in the one process when WORKER_PROCESS=false.
+It runs in the worker process (bot/runtime/worker_process.py), or in the one process when
+WORKER_PROCESS=false.
 """
 
 from __future__ import annotations
@@ -9,25 +10,35 @@ import threading
 from typing import Any
 
 from bot import extensions
+from bot.app import create_app
+from bot.listeners import Stage
 from bot.runtime import Runtime
+from bot.runtime.inbox_worker import InboxWorker
 from bot.scheduler import build_scheduler
 
 
 class Background:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, *, worker_id: str | None = None) -> None:
         self.rt = rt
+        self.inbox = InboxWorker(rt, create_app(rt, Stage.WORK), worker_id=worker_id)
         self.scheduler: Any = None
 
     def start(self) -> Background:
         self.rt.deliverer.start()
         self.rt.deliverer.kick()  # whatever an earlier run left undelivered
+        self.inbox.start()  # and whatever requests it left undone
         self.scheduler = build_scheduler(self.rt, extra_jobs=extensions.jobs(self.rt))
         self.scheduler.start()
         return self
 
+    def wake(self) -> None:
+        """Something was stored (a request, an outbox row): take it now, not at the next poll."""
+        self.inbox.wake()
+        self.rt.deliverer.kick()
+
     def stop(self) -> None:
-        """Finish the work acked requests left behind, then stop the scheduler, then the deliverer."""
-        self.rt.listener_executor.shutdown(wait=True)
+        """Finish the requests in hand, then stop the scheduler, then the deliverer."""
+        self.inbox.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
         self.rt.deliverer.stop()

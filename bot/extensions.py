@@ -6,10 +6,10 @@ from typing import Any
 
 from bot import alerts, digest
 from bot.runtime import Runtime
-from bot.server import Server
+from bot.runtime.http import HttpServer
 
 
-def install(server: Server, rt: Runtime) -> None:
+def install(server: HttpServer, rt: Runtime) -> None:
     """Add the routes that depend on settings: the Alertmanager webhook when ALERTMANAGER_TOKEN is set."""
     route = alerts.make_route(rt)
     if route is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import logging
 import os
@@ -22,6 +23,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_ID = 0x1AC1DE27
 
 SessionFactory = Callable[[], Session]
+# Set while a worker runs one inbox request (bot/runtime/inbox_worker.py): called with the session
+# of the first unit of work that writes, before it commits, so the request is marked done in the
+# same transaction as its effect. A crash before that commit redoes the work; after it, nothing.
+_FIRST_WRITE: contextvars.ContextVar[Callable[[Session], None] | None] = contextvars.ContextVar(
+    "first_write", default=None
+)
 
 
 class DatabaseError(RuntimeError):
@@ -36,7 +43,12 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
+def create_db_engine(url: str, *, wait: float = 30.0, **kwargs: Any) -> Engine:
+    """`wait`: the longest a statement waits for a lock or a connection, in seconds.
+
+    The request path (acks) uses a short one: Slack wants its answer within 3 s, and an answer of
+    503 that Slack retries beats an ack that never comes.
+    """
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -45,11 +57,12 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": wait},
             pool_pre_ping=True,
             **kwargs,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        busy_ms = int(wait * 1000)
+        event.listen(engine, "connect", lambda connection, _record: _sqlite_pragmas(connection, busy_ms))
         # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over so
         # writers take the lock up front and wait on busy_timeout instead of failing mid-way.
         event.listen(engine, "begin", _sqlite_begin)
@@ -57,15 +70,19 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-    return sa.create_engine(url, pool_pre_ping=True, pool_recycle=1800, connect_args={"connect_timeout": 5}, **kwargs)
+        kwargs.setdefault("pool_timeout", wait)
+    connect_args: dict[str, Any] = {"connect_timeout": max(1, min(5, int(wait)))}
+    if wait < 30:
+        connect_args["options"] = f"-c lock_timeout={int(wait * 1000)} -c statement_timeout={int(wait * 1000)}"
+    return sa.create_engine(url, pool_pre_ping=True, pool_recycle=1800, connect_args=connect_args, **kwargs)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, busy_ms: int) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -82,11 +99,49 @@ def session_factory(engine: Engine) -> SessionFactory:
 
 
 @contextlib.contextmanager
+def on_first_write(callback: Callable[[Session], None]) -> Iterator[None]:
+    """Within this block, `callback` joins the transaction of every unit of work that writes.
+
+    The callback decides itself whether it still has anything to do (it runs once, in effect).
+    """
+    token = _FIRST_WRITE.set(callback)
+    try:
+        yield
+    finally:
+        _FIRST_WRITE.reset(token)
+
+
+def _watch_writes(session: Session) -> Callable[[], bool]:
+    wrote = False
+
+    def executed(state: Any) -> None:
+        nonlocal wrote
+        wrote = wrote or not state.is_select
+
+    def flushed(*_: Any) -> None:
+        nonlocal wrote
+        wrote = True
+
+    event.listen(session, "do_orm_execute", executed)
+    event.listen(session, "after_flush", flushed)
+
+    def did_write() -> bool:
+        session.flush()  # pending ORM changes count too
+        return wrote
+
+    return did_write
+
+
+@contextlib.contextmanager
 def unit_of_work(factory: SessionFactory) -> Iterator[Session]:
     """One session per unit of work: commit on success, roll back on any error."""
     session = factory()
+    joined = _FIRST_WRITE.get()
+    did_write = _watch_writes(session) if joined is not None else None
     try:
         yield session
+        if joined is not None and did_write is not None and did_write():
+            joined(session)
         session.commit()
     except BaseException:
         session.rollback()
@@ -187,3 +242,15 @@ def ping(engine: Engine) -> bool:
         return True
     except sa.exc.SQLAlchemyError:
         return False
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The database could not be reached (or not in time), as opposed to a bug in a statement.
+
+    Jobs log the first as "unavailable" and try again; the second is logged with its traceback.
+    """
+    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+    return False

@@ -306,3 +306,37 @@ class AlertNotification(SQLModel, table=True):
     incident_id: str | None = Field(default=None, foreign_key="incident.id", max_length=32)
     status: str = Field(max_length=16)
     received_at: datetime = _ts(nullable=False)
+
+
+class InboxRequest(SQLModel, table=True):
+    """A Slack request the bot answered with 200, stored before the answer left (the durable intake).
+
+    Workers of any replica claim rows (a lease, fenced by `claimed_by` + `attempts`), run the work
+    the request asks for, and mark it done in the same transaction as that work's first write.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (sa.Index("ix_inbox_pending", "done_at", "lease_until"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # What makes a redelivery the same request: event_id, view id, user + message + action_ts, …
+    key: str = Field(max_length=200, sa_column_kwargs={"unique": True})
+    mode: str = Field(max_length=16)  # "http" (raw form or JSON body) or "socket_mode" (JSON payload)
+    body: str = Field(sa_column=Column(sa.Text, nullable=False))
+    headers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_at: datetime = _ts(nullable=False)
+    claimed_by: str | None = Field(default=None, max_length=32)
+    lease_until: datetime | None = _ts()
+    attempts: int = 0
+    done_at: datetime | None = _ts()
+    error: str | None = None
+
+
+class ViewSubmission(SQLModel, table=True):
+    """A modal submission already stored, by Slack's `view.id`: a resubmission stores nothing new."""
+
+    __tablename__ = "view_submission"
+
+    view_id: str = Field(primary_key=True, max_length=64)
+    callback_id: str = Field(max_length=64)
+    received_at: datetime = _ts(nullable=False, index=True)

@@ -27,7 +27,7 @@ from test_faults import FAST, in_thread_of, pending
 
 from bot import alerts, timeline
 from bot.ids import Action, Callback
-from bot.server import MAX_BODY
+from bot.runtime.http import MAX_BODY
 from storage.db import unit_of_work
 from storage.models import Incident, ProcessedEvent, TimelineEntry
 

@@ -86,3 +86,8 @@ def saved_but(problem: str) -> str:
 
 def failed(action: str) -> str:
     return f":x: Could not {action} just now because of a problem on our side. Please try again."
+
+
+def form_not_opened(reason: str) -> str:
+    """Told to whoever asked for a modal that Slack would not open (the reason has no secrets)."""
+    return f":x: Could not open the form: {reason}. Please try again."

@@ -1,8 +1,12 @@
-"""One module per Slack surface; each has `register(app, runtime)`.
+"""One module per Slack surface; each has `register(app, runtime, stage)`.
 
-A listener whose work can wait (the database, the Web API) registers that work with `after_ack`:
-Bolt acks in the request's own thread and then runs the work on its listener pool (a lazy
-listener), so an ack never queues behind other listeners' slow Slack calls or database writes.
+A listener whose work can wait (the database, the Web API) registers that work with `after_ack`.
+The same listeners are registered twice, in two Bolt apps (bot/app.py):
+- `Stage.ACK`, the app that answers Slack: only the ack functions, so an answer never waits for
+  work. The request is then stored in the inbox (bot/runtime/intake.py) before the answer leaves.
+- `Stage.WORK`, the app the inbox workers dispatch stored requests to: the ack functions (their
+  answer goes nowhere) and the work, as Bolt lazy listeners run inline by `InlineExecutor`, so the
+  worker knows when the work is over and marks the request done.
 """
 
 from __future__ import annotations
@@ -12,12 +16,21 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from slack_bolt import Ack
 
+from storage.inbox import ClaimLost
+
 log = logging.getLogger(__name__)
 Work = TypeVar("Work", bound=Callable[..., None])
+
+
+class Stage(StrEnum):
+    ACK = "ack"  # answer Slack; the work comes later, from the inbox
+    WORK = "work"  # do the work of a stored request
 
 
 def acknowledge(ack: Ack) -> None:
@@ -26,20 +39,40 @@ def acknowledge(ack: Ack) -> None:
 
 def after_ack(
     listener: Callable[..., Any],
+    stage: Stage,
     *,
     ack: Callable[..., None] = acknowledge,
     limit: threading.Semaphore | None = None,
 ) -> Callable[[Work], Work]:
-    """`@after_ack(app.action(X))`: answer Slack with `ack`, then run the decorated function.
+    """`@after_ack(app.action(X), stage)`: answer Slack with `ack`; the decorated function is the work.
 
     `limit` caps how many of these run at once (the rest wait, without using CPU).
     """
 
     def register(work: Work) -> Work:
-        listener(ack=ack, lazy=[_logged(work, limit)])
+        if stage is Stage.ACK:
+            listener(ack)
+        else:
+            listener(ack=ack, lazy=[_logged(work, limit)])
         return work
 
     return register
+
+
+class InlineExecutor(Executor):
+    """Runs what Bolt submits at once, in the caller's thread: the WORK app's lazy listeners.
+
+    The inbox worker's thread then holds the request's claim (a context variable) while the work
+    runs, and `dispatch` returns only when the work is over.
+    """
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
 
 
 def _logged(work: Callable[..., None], limit: threading.Semaphore | None) -> Callable[..., None]:
@@ -48,6 +81,10 @@ def _logged(work: Callable[..., None], limit: threading.Semaphore | None) -> Cal
         try:
             with limit or contextlib.nullcontext():
                 work(**kwargs)
+        except ClaimLost as exc:
+            # Our lease ran out while the work ran and another worker took the request over: our
+            # transaction rolled back, and theirs does the work once.
+            log.info("%s: %s", work.__name__, exc)
         except Exception:
             # Bolt would log a lazy listener's failure in one line, without the traceback.
             log.exception("%s failed after the ack", work.__name__)

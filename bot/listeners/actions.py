@@ -15,7 +15,7 @@ from sqlmodel import Session
 from bot import incidents
 from bot.blocks import messages, modals
 from bot.ids import Action, Callback
-from bot.listeners import after_ack
+from bot.listeners import Stage, after_ack
 from bot.listeners.commands import open_modal
 from bot.mrkdwn import thread_link
 from bot.runtime import Runtime
@@ -37,7 +37,7 @@ def _value(body: dict[str, Any]) -> str:
     return str(action.get("value", ""))
 
 
-def register(app: App, rt: Runtime) -> None:
+def register(app: App, rt: Runtime, stage: Stage) -> None:
     policy = rt.settings.policy
 
     def tell(client: WebClient, body: dict[str, Any], text: str) -> None:
@@ -65,22 +65,22 @@ def register(app: App, rt: Runtime) -> None:
             return
         rt.deliverer.kick()
 
-    @after_ack(app.action(Action.ACKNOWLEDGE.value))
+    @after_ack(app.action(Action.ACKNOWLEDGE.value), stage)
     def acknowledge(body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
         change(client, body, lambda s: incidents.acknowledge(s, _value(body), user=user, policy=policy(), now=utcnow()))
 
-    @after_ack(app.action(Action.MITIGATE.value))
+    @after_ack(app.action(Action.MITIGATE.value), stage)
     def mitigate(body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
         change(client, body, lambda s: incidents.mitigate(s, _value(body), user=user, policy=policy(), now=utcnow()))
 
-    @after_ack(app.action(Action.REOPEN.value))
+    @after_ack(app.action(Action.REOPEN.value), stage)
     def reopen(body: dict[str, Any], client: WebClient) -> None:
         user = body["user"]["id"]
         change(client, body, lambda s: incidents.reopen(s, _value(body), user=user, policy=policy(), now=utcnow()))
 
-    @after_ack(app.action(Action.SEVERITY.value))
+    @after_ack(app.action(Action.SEVERITY.value), stage)
     def severity(body: dict[str, Any], client: WebClient) -> None:
         incident_id, _, level = _value(body).partition("|")
         user = body["user"]["id"]
@@ -90,7 +90,7 @@ def register(app: App, rt: Runtime) -> None:
             lambda s: incidents.change_severity(s, incident_id, level, user=user, policy=policy(), now=utcnow()),
         )
 
-    @after_ack(app.action(Action.RESOLVE.value))
+    @after_ack(app.action(Action.RESOLVE.value), stage)
     def resolve(body: dict[str, Any], client: WebClient) -> None:
         try:
             with unit_of_work(rt.sessions) as session:
@@ -99,28 +99,33 @@ def register(app: App, rt: Runtime) -> None:
         except incidents.IncidentError as exc:
             tell(client, body, str(exc))
             return
-        open_modal(client, None, body.get("trigger_id", ""), view)
+        open_modal(client, lambda text: tell(client, body, text), body.get("trigger_id", ""), view)
 
-    @after_ack(app.action(Action.FOLLOW_UP.value))
+    @after_ack(app.action(Action.FOLLOW_UP.value), stage)
     def follow_up(body: dict[str, Any], client: WebClient) -> None:
-        open_modal(client, None, body.get("trigger_id", ""), modals.follow_up_modal(_value(body)))
+        open_modal(
+            client,
+            lambda text: tell(client, body, text),
+            body.get("trigger_id", ""),
+            modals.follow_up_modal(_value(body)),
+        )
 
-    @after_ack(app.action(Action.RUNBOOK.value))
+    @after_ack(app.action(Action.RUNBOOK.value), stage)
     def runbook(body: dict[str, Any], client: WebClient) -> None:
         # A link button: Slack opens the URL itself; this only counts the use.
         incident_id, _, name = _value(body).partition("|")
         user = body["user"]["id"]
         change(client, body, lambda s: incidents.record_runbook_use(s, incident_id, name, user=user, now=utcnow()))
 
-    @after_ack(app.action(Action.HOME_DECLARE.value))
+    @after_ack(app.action(Action.HOME_DECLARE.value), stage)
     def home_declare(body: dict[str, Any], client: WebClient) -> None:
-        open_modal(client, None, body.get("trigger_id", ""), modals.declare_modal())
+        open_modal(client, lambda text: tell(client, body, text), body.get("trigger_id", ""), modals.declare_modal())
 
     @app.action(Action.OPEN_CARD.value)
     def open_card(ack: Ack) -> None:
         ack()  # a link button on the Home tab; Slack opens the link
 
-    @after_ack(app.shortcut(Callback.DECLARE_SHORTCUT.value))
+    @after_ack(app.shortcut(Callback.DECLARE_SHORTCUT.value), stage)
     def declare_from_message(shortcut: dict[str, Any], client: WebClient) -> None:
         message = shortcut.get("message") or {}
         channel = (shortcut.get("channel") or {}).get("id", "")
@@ -130,4 +135,4 @@ def register(app: App, rt: Runtime) -> None:
         detection = f"Slack message from <@{author}>" if author else "Slack message"
         source = {"permalink": permalink} if permalink else {}
         view = modals.declare_modal(title=text[:150] or None, detection=detection, source=source)
-        open_modal(client, None, shortcut.get("trigger_id", ""), view)
+        open_modal(client, lambda text: tell(client, shortcut, text), shortcut.get("trigger_id", ""), view)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +15,7 @@ from bot import incidents
 from bot.blocks import messages, modals
 from bot.forms import CommandText, parse_command_text
 from bot.ids import COMMAND
-from bot.listeners import after_ack
+from bot.listeners import Stage, after_ack
 from bot.runtime import Runtime
 from storage.db import unit_of_work
 from storage.models import utcnow
@@ -34,8 +35,8 @@ def acknowledge_command(ack: Ack, command: dict[str, Any]) -> None:
         ack()
 
 
-def register(app: App, rt: Runtime) -> None:
-    @after_ack(app.command(COMMAND), ack=acknowledge_command)
+def register(app: App, rt: Runtime, stage: Stage) -> None:
+    @after_ack(app.command(COMMAND), stage, ack=acknowledge_command)
     def incident_command(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         parsed = parse_command_text(command.get("text"))
         if parsed.kind in ("help", "usage"):
@@ -48,7 +49,12 @@ def register(app: App, rt: Runtime) -> None:
 
     def answer_later(parsed: CommandText, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         if parsed.kind == "declare":
-            open_modal(client, respond, command.get("trigger_id", ""), modals.declare_modal(title=parsed.title))
+            open_modal(
+                client,
+                lambda text: respond(response_type="ephemeral", text=text),
+                command.get("trigger_id", ""),
+                modals.declare_modal(title=parsed.title),
+            )
         elif parsed.kind == "list":
             now = utcnow()
             with unit_of_work(rt.sessions) as session:
@@ -68,11 +74,15 @@ def register(app: App, rt: Runtime) -> None:
             respond(**answer)
 
 
-def open_modal(client: WebClient, respond: Respond | None, trigger_id: str, view: dict[str, Any]) -> None:
+def open_modal(client: WebClient, tell: Callable[[str], None], trigger_id: str, view: dict[str, Any]) -> None:
+    """Open a modal; if Slack refuses, log its error code and tell the user (`tell`) what to do."""
     try:
         client.views_open(trigger_id=trigger_id, view=view)
-    except (SlackApiError, SlackClientError, OSError) as exc:
-        # trigger_ids expire after 3 s; a slow Slack means the user has to ask again.
+    except SlackApiError as exc:
+        code = exc.response.get("error") if exc.response is not None else None
+        # expired_trigger_id: trigger_ids last 3 s, so a slow Slack or a long queue means asking again.
+        log.warning("views.open refused: %s", code or "unknown error")
+        tell(messages.form_not_opened(f"Slack answered `{code or 'error'}`"))
+    except (SlackClientError, OSError) as exc:
         log.warning("views.open failed: %s", type(exc).__name__)
-        if respond is not None:
-            respond(response_type="ephemeral", text=messages.failed("open the form (Slack was slow)"))
+        tell(messages.form_not_opened("Slack did not answer"))

@@ -11,7 +11,7 @@ from slack_bolt import App
 
 from bot import timeline
 from bot.forms import clean
-from bot.listeners import after_ack
+from bot.listeners import Stage, after_ack
 from bot.runtime import Runtime
 from storage.db import unit_of_work
 from storage.models import utcnow
@@ -83,10 +83,10 @@ def to_change(event: dict[str, Any]) -> tuple[timeline.Change, timeline.ThreadMe
     )
 
 
-def register(app: App, rt: Runtime) -> None:
+def register(app: App, rt: Runtime, stage: Stage) -> None:
     writers = threading.BoundedSemaphore(TIMELINE_WRITERS)
 
-    @after_ack(app.event("message"), limit=writers)
+    @after_ack(app.event("message"), stage, limit=writers)
     def on_message(event: dict[str, Any], body: dict[str, Any]) -> None:
         found = to_change(event)
         if found is None:
@@ -110,10 +110,10 @@ def register(app: App, rt: Runtime) -> None:
                 now=utcnow(),
             )
 
-    @after_ack(app.event("reaction_added"), limit=writers)
+    @after_ack(app.event("reaction_added"), stage, limit=writers)
     def on_reaction_added(event: dict[str, Any]) -> None:
         pin(event, True)
 
-    @after_ack(app.event("reaction_removed"), limit=writers)
+    @after_ack(app.event("reaction_removed"), stage, limit=writers)
     def on_reaction_removed(event: dict[str, Any]) -> None:
         pin(event, False)

@@ -10,14 +10,14 @@ from slack_sdk import WebClient
 
 from bot import incidents, metrics
 from bot.blocks import home
-from bot.listeners import after_ack
+from bot.listeners import Stage, after_ack
 from bot.runtime import Runtime
 from storage.db import unit_of_work
 from storage.models import utcnow
 
 
-def register(app: App, rt: Runtime) -> None:
-    @after_ack(app.event("app_home_opened"))
+def register(app: App, rt: Runtime, stage: Stage) -> None:
+    @after_ack(app.event("app_home_opened"), stage)
     def on_home_opened(event: dict[str, Any], client: WebClient) -> None:
         # The same event arrives for the Messages tab; only the Home tab is ours to draw.
         user = event.get("user")

@@ -13,13 +13,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from slack_bolt import Ack, App
+from sqlmodel import Session
 
 from bot import incidents
 from bot.forms import FormErrors, parse_declare, parse_follow_up, parse_resolve
 from bot.ids import Block, Callback
+from bot.outbox import insert_ignoring_conflict
 from bot.runtime import Runtime
 from storage.db import unit_of_work
-from storage.models import utcnow
+from storage.models import ViewSubmission, utcnow
 
 log = logging.getLogger(__name__)
 UNAVAILABLE = "Could not save this just now (our database did not answer). Please submit again in a moment."
@@ -28,9 +30,17 @@ UNAVAILABLE = "Could not save this just now (our database did not answer). Pleas
 def register(app: App, rt: Runtime) -> None:
     policy = rt.settings.policy
 
-    def submit(ack: Ack, first_field: Block, work: Callable[[], None]) -> None:
+    def submit(ack: Ack, body: dict[str, Any], first_field: Block, work: Callable[[Session], None]) -> None:
+        view = body.get("view") or {}
         try:
-            work()
+            with unit_of_work(rt.sessions) as session:
+                # Slack resubmits a view whose ack was slow, and a double click submits it twice:
+                # both carry the same view.id. The first stored submission wins; a resubmission
+                # gets the same answer (a closed modal) and stores nothing new.
+                if not _first_submission(session, view):
+                    log.info("view %s was submitted again; already stored", view.get("id"))
+                else:
+                    work(session)
         except FormErrors as exc:
             ack(response_action="errors", errors=exc.errors)
             return
@@ -46,43 +56,51 @@ def register(app: App, rt: Runtime) -> None:
 
     @app.view(Callback.DECLARE.value)
     def declare_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        def work() -> None:
+        def work(session: Session) -> None:
             source = _metadata(view)
             form = parse_declare(view.get("state", {}).get("values"), detection_url=source.get("permalink"))
-            with unit_of_work(rt.sessions) as session:
-                incident = incidents.declare(
-                    session, form, declared_by=body["user"]["id"], policy=policy(), now=utcnow()
-                )
-                log.info("declared %s (%s)", incident.id, incident.severity)
+            incident = incidents.declare(session, form, declared_by=body["user"]["id"], policy=policy(), now=utcnow())
+            log.info("declared %s (%s)", incident.id, incident.severity)
 
-        submit(ack, Block.TITLE, work)
+        submit(ack, body, Block.TITLE, work)
 
     @app.view(Callback.RESOLVE.value)
     def resolve_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        def work() -> None:
+        def work(session: Session) -> None:
             form = parse_resolve(view.get("state", {}).get("values"))
-            with unit_of_work(rt.sessions) as session:
-                incidents.resolve(
-                    session,
-                    view.get("private_metadata", ""),
-                    form,
-                    user=body["user"]["id"],
-                    policy=policy(),
-                    now=utcnow(),
-                )
+            incidents.resolve(
+                session,
+                view.get("private_metadata", ""),
+                form,
+                user=body["user"]["id"],
+                policy=policy(),
+                now=utcnow(),
+            )
 
-        submit(ack, Block.ROOT_CAUSE, work)
+        submit(ack, body, Block.ROOT_CAUSE, work)
 
     @app.view(Callback.FOLLOW_UP.value)
     def follow_up_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        def work() -> None:
+        def work(session: Session) -> None:
             form = parse_follow_up(view.get("state", {}).get("values"))
-            with unit_of_work(rt.sessions) as session:
-                incidents.add_follow_up(
-                    session, view.get("private_metadata", ""), form, user=body["user"]["id"], now=utcnow()
-                )
+            incidents.add_follow_up(
+                session, view.get("private_metadata", ""), form, user=body["user"]["id"], now=utcnow()
+            )
 
-        submit(ack, Block.FOLLOW_UP_TEXT, work)
+        submit(ack, body, Block.FOLLOW_UP_TEXT, work)
+
+
+def _first_submission(session: Session, view: dict[str, Any]) -> bool:
+    """Record the view's id; False when it was stored before (or by a racing replica just now).
+
+    Only a submission that is stored counts: one refused with errors keeps its modal open, and the
+    user's corrected submission (same view.id) must still go through.
+    """
+    view_id = view.get("id")
+    if not isinstance(view_id, str) or not view_id:
+        return True  # not Slack's shape; nothing to key on
+    values = {"view_id": view_id[:64], "callback_id": str(view.get("callback_id", ""))[:64], "received_at": utcnow()}
+    return insert_ignoring_conflict(session, ViewSubmission, values)
 
 
 def _metadata(view: dict[str, Any]) -> dict[str, str]:

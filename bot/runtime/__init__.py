@@ -1,10 +1,12 @@
-"""What the running bot is made of, built once and passed to listeners, jobs and the server."""
+"""The running service. This module: what the bot is made of, built once and passed to listeners,
+jobs and the server. Beside it: the HTTP server (http), the durable intake of Slack requests
+(intake), the workers that do their work (inbox_worker), and the worker process (worker_process).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from slack_sdk import WebClient
@@ -21,10 +23,6 @@ from bot.settings import Settings
 from storage.db import SessionFactory, session_factory
 
 log = logging.getLogger(__name__)
-# The pool that runs listeners' work after the ack (see bot/listeners/__init__.py). Acks do not
-# wait for it: they are sent from the request's own thread. With 5 threads (Bolt's default) a slow
-# Web API queued everything behind five sleeping calls; threads blocked on Slack cost no CPU.
-LISTENER_THREADS = 64
 
 
 def make_client(settings: Settings, *, timeout: int = 15) -> WebClient:
@@ -77,11 +75,11 @@ class Runtime:
     sessions: SessionFactory
     deliverer: Deliverer
     identity: Identity
-    # Owned here, not by Bolt, so shutdown can wait for the work that runs after each ack.
-    listener_executor: ThreadPoolExecutor
 
     @classmethod
-    def build(cls, settings: Settings, engine: Engine, client: WebClient | None = None) -> Runtime:
+    def build(
+        cls, settings: Settings, engine: Engine, client: WebClient | None = None, identity: Identity | None = None
+    ) -> Runtime:
         client = client or make_client(settings)
         sessions = session_factory(engine)
         return cls(
@@ -90,6 +88,5 @@ class Runtime:
             client=client,
             sessions=sessions,
             deliverer=Deliverer(sessions, client, settings),
-            identity=Identity(),
-            listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="listener"),
+            identity=identity or Identity(),
         )

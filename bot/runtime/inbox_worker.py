@@ -1,0 +1,179 @@
+"""Inbox workers: claim stored Slack requests and do their work, once, on any replica.
+
+One claiming thread takes batches of requests (storage/inbox.py says how claims are fenced) and
+hands each to a pool thread, which dispatches it to the WORK app (bot/app.py). The request is
+marked done in the same transaction as the work's first write (storage.db.on_first_write), so:
+- killed before that commit: the request is still pending, and is taken again when its lease
+  ends (at once, when the front process restarts a worker it saw die: `release`);
+- killed after it: the work is in, and the request is done;
+- outlived its lease and was taken over: our write fails its fence and rolls back.
+Work that writes nothing (a read-only answer, a modal) is marked done when it returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import sqlalchemy as sa
+from slack_bolt import App, BoltRequest
+from sqlmodel import Session
+
+from bot.runtime import Runtime
+from storage import db, inbox
+from storage.models import utcnow
+
+log = logging.getLogger(__name__)
+
+# Threads blocked on the Web API cost no CPU; with few of them a slow Slack queued everything
+# behind a handful of sleeping calls.
+THREADS = 32
+# A worker that stops answering (SIGSTOP, a dead host) loses its requests to another after this;
+# a live one renews the lease of what it holds every LEASE / 3.
+LEASE = timedelta(seconds=30)
+# How often the inbox is read without a wake-up: rows of a dead replica, expired leases.
+POLL_SECONDS = 1.0
+# A request taken this many times without finishing (each time its worker died) is set aside.
+MAX_ATTEMPTS = 5
+
+
+class _FirstWrite:
+    """Marks the claimed request done inside the first unit of work that writes (see module doc)."""
+
+    def __init__(self, claim: inbox.Claim) -> None:
+        self.claim = claim
+        self.done = False
+
+    def __call__(self, session: Session) -> None:
+        if self.done:
+            return
+        self.done = True
+        inbox.settle(session.connection(), self.claim, now=utcnow())
+
+
+class InboxWorker:
+    def __init__(
+        self,
+        rt: Runtime,
+        app: App,
+        *,
+        worker_id: str | None = None,
+        threads: int = THREADS,
+        lease: timedelta = LEASE,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self.rt = rt
+        self.app = app
+        self.worker_id = worker_id or uuid.uuid4().hex[:12]
+        self.threads = threads
+        self.lease = lease
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._in_hand: dict[int, inbox.Claim] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inbox")
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> InboxWorker:
+        self._thread = threading.Thread(target=self._claim_loop, name="inbox-claim", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """A request was stored: claim it now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Claim nothing more; finish what is in hand (a SIGTERM must not cut work short)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._pool.shutdown(wait=True)
+
+    def in_hand(self) -> int:
+        with self._lock:
+            return len(self._in_hand)
+
+    # -- inside ---------------------------------------------------------------------------------
+
+    def _claim_loop(self) -> None:
+        renewed = utcnow()
+        while not self._stopping.is_set():
+            claims = self._claim()
+            for claim in claims:
+                self._pool.submit(self._run, claim)
+            if utcnow() - renewed >= self.lease / 3:
+                self._renew()
+                renewed = utcnow()
+            if not claims or self.in_hand() >= self.threads:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+
+    def _claim(self) -> list[inbox.Claim]:
+        free = self.threads - self.in_hand()
+        if free <= 0:
+            return []
+        try:
+            with self.rt.engine.begin() as connection:
+                claims = inbox.claim(connection, worker=self.worker_id, limit=free, lease=self.lease, now=utcnow())
+        except sa.exc.SQLAlchemyError as exc:
+            if not db.is_disconnect(exc):
+                log.exception("could not claim Slack requests from the inbox")
+            else:
+                log.warning("could not claim Slack requests: the database is unavailable")
+            self._stopping.wait(self.poll_seconds)
+            return []
+        with self._lock:
+            self._in_hand.update((claim.id, claim) for claim in claims)
+        return claims
+
+    def _renew(self) -> None:
+        with self._lock:
+            held = list(self._in_hand.values())
+        if not held:
+            return
+        try:
+            with self.rt.engine.begin() as connection:
+                inbox.renew(connection, held, lease=self.lease, now=utcnow())
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("could not renew inbox leases (%s)", type(exc).__name__)
+
+    def _run(self, claim: inbox.Claim) -> None:
+        try:
+            if claim.attempt > MAX_ATTEMPTS:
+                log.error("Slack request %d was taken %d times without finishing; set aside", claim.id, claim.attempt)
+                self._finish(claim, error=f"abandoned after {claim.attempt - 1} attempts")
+                return
+            first_write = _FirstWrite(claim)
+            with db.on_first_write(first_write):
+                try:
+                    self.app.dispatch(_request(claim))
+                except Exception:
+                    # The listeners log their own failures; this is Bolt itself failing.
+                    log.exception("Slack request %d could not be dispatched", claim.id)
+            if not first_write.done:
+                self._finish(claim)
+        finally:
+            with self._lock:
+                self._in_hand.pop(claim.id, None)
+
+    def _finish(self, claim: inbox.Claim, error: str | None = None) -> None:
+        try:
+            with self.rt.engine.begin() as connection:
+                inbox.settle(connection, claim, now=utcnow(), error=error)
+        except inbox.ClaimLost:
+            log.info("Slack request %d was taken over before it was marked done", claim.id)
+        except sa.exc.SQLAlchemyError as exc:
+            # It is done but not marked: it runs again after its lease (work is idempotent).
+            log.warning("could not mark Slack request %d done (%s)", claim.id, type(exc).__name__)
+
+
+def _request(claim: inbox.Claim) -> BoltRequest:
+    body = json.loads(claim.body) if claim.mode == "socket_mode" else claim.body
+    return BoltRequest(body=body, headers=dict(claim.headers), mode=claim.mode)

@@ -1,0 +1,116 @@
+"""The inbox table's operations: record a request, claim a batch, renew, settle, release.
+
+A claim is fenced: `claimed_by` (the worker) together with `attempts` (bumped by every claim)
+names one claim only, so a worker whose lease ran out and was taken over can no longer mark the
+row done: its write fails and its transaction rolls back (see `settle`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from storage.models import InboxRequest
+
+TABLE = InboxRequest.__table__  # type: ignore[attr-defined]
+
+
+class ClaimLost(RuntimeError):
+    """Another worker holds this request now (our lease ran out): our work must not commit."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claimed request: what to run, and the fence that proves it is still ours."""
+
+    id: int
+    mode: str
+    body: str
+    headers: dict[str, Any]
+    worker: str
+    attempt: int
+
+
+def record(connection: Connection, *, key: str, mode: str, body: str, headers: dict[str, Any], now: datetime) -> bool:
+    """Insert the request unless its key is there already; True when it is new.
+
+    This is the only database work on the ack path, so it is one statement in its own transaction.
+    """
+    values = {"key": key, "mode": mode, "body": body, "headers": headers, "received_at": now, "attempts": 0}
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    statement = insert(TABLE).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    result = connection.execute(statement.execution_options(preserve_rowcount=True))
+    return bool(result.rowcount == 1)
+
+
+def claim(connection: Connection, *, worker: str, limit: int, lease: timedelta, now: datetime) -> list[Claim]:
+    """Claim up to `limit` requests that are not done and not leased, oldest first.
+
+    PostgreSQL: FOR UPDATE SKIP LOCKED, so replicas claiming at once take different rows.
+    SQLite: the transaction is BEGIN IMMEDIATE (storage/db.py), so there is one claimer at a time.
+    """
+    pending = (
+        sa.select(TABLE.c.id)
+        .where(TABLE.c.done_at.is_(None), sa.or_(TABLE.c.lease_until.is_(None), TABLE.c.lease_until < now))
+        .order_by(TABLE.c.id)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        pending = pending.with_for_update(skip_locked=True)
+    statement = (
+        TABLE.update()
+        .where(TABLE.c.id.in_(pending.scalar_subquery()))
+        .values(claimed_by=worker, lease_until=now + lease, attempts=TABLE.c.attempts + 1)
+        .returning(TABLE.c.id, TABLE.c.mode, TABLE.c.body, TABLE.c.headers, TABLE.c.attempts)
+    )
+    rows = connection.execute(statement).all()
+    claims = [
+        Claim(id=r.id, mode=r.mode, body=r.body, headers=r.headers, worker=worker, attempt=r.attempts) for r in rows
+    ]
+    return sorted(claims, key=lambda c: c.id)
+
+
+def _fenced(claim: Claim) -> Any:
+    return sa.and_(
+        TABLE.c.id == claim.id,
+        TABLE.c.claimed_by == claim.worker,
+        TABLE.c.attempts == claim.attempt,
+        TABLE.c.done_at.is_(None),
+    )
+
+
+def settle(connection: Connection, claim: Claim, *, now: datetime, error: str | None = None) -> None:
+    """Mark the claimed request done, in the caller's transaction; ClaimLost if it is not ours."""
+    statement = TABLE.update().where(_fenced(claim)).values(done_at=now, lease_until=None, error=error)
+    result = connection.execute(statement.execution_options(preserve_rowcount=True))
+    if result.rowcount != 1:
+        raise ClaimLost(f"inbox request {claim.id} was taken over by another worker")
+
+
+def renew(connection: Connection, claims: list[Claim], *, lease: timedelta, now: datetime) -> None:
+    """Push the lease of requests still being worked on (slow Web API calls must not lose them)."""
+    for claim in claims:
+        connection.execute(TABLE.update().where(_fenced(claim)).values(lease_until=now + lease))
+
+
+def release(connection: Connection, *, worker: str) -> int:
+    """Give back what a dead worker held, at once instead of after its lease; how many rows."""
+    statement = (
+        TABLE.update()
+        .where(TABLE.c.claimed_by == worker, TABLE.c.done_at.is_(None))
+        .values(lease_until=None)
+        .execution_options(preserve_rowcount=True)
+    )
+    return int(connection.execute(statement).rowcount)
+
+
+def backlog(connection: Connection) -> int:
+    """Requests not done yet (the health detail)."""
+    return int(connection.execute(sa.select(sa.func.count()).where(TABLE.c.done_at.is_(None))).scalar_one())
