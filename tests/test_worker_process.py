@@ -1,4 +1,6 @@
-"""The default layout: the front process acks, a worker process does the work (bot/worker.py).
+"""The default layout: the front process acks, a worker process does the work.
+
+(bot/runtime/worker_process.py; the requests reach it through the inbox, bot/runtime/intake.py.)
 
 Most tests run the bot in one process (tests/bot_harness.py, WORKER_PROCESS=false) so they can reach
 its scheduler; these run the layout operators get, in-process (the worker spawned) and as
@@ -7,10 +9,10 @@ its scheduler; these run the layout operators get, in-process (the worker spawne
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,12 +28,10 @@ from test_alerts import TOKEN as ALERT_TOKEN
 from test_alerts import alert, cards, notification
 from test_alerts import post as post_alert
 
-from bot import handoff
-from bot import worker as worker_module
-from bot.handoff import HandOffListenerRunner
 from bot.ids import Callback
+from bot.runtime import worker_process
 from storage.db import unit_of_work
-from storage.models import TimelineEntry
+from storage.models import InboxRequest, TimelineEntry
 
 
 @pytest.fixture
@@ -48,18 +48,18 @@ def entries(bot: Bot, incident_id: str) -> list[TimelineEntry]:
 def test_the_work_after_the_ack_runs_in_the_worker_process(split_bot: Bot) -> None:
     worker = split_bot.service.worker
     assert worker is not None and worker.pid not in (None, os.getpid())
-    # If Bolt stopped taking our runner, the lazy listeners would run on this process's pool.
-    assert isinstance(split_bot.service.app.listener_runner, HandOffListenerRunner)
 
     incident = split_bot.declare("Checkout is down", "P1")
     assert incident.card_ts is not None
     split_bot.reply(incident, sr.new_ts(), "restarted the pods")
     poll(lambda: entries(split_bot, incident.id), message="the reply in the timeline")
     assert [e.text for e in entries(split_bot, incident.id)] == ["restarted the pods"]
-    # Nothing ran on the front's own listener pool: it never started a thread.
-    assert not split_bot.service.rt.listener_executor._threads
+    # The reply's request went through the inbox, and the worker process took it from there.
+    with unit_of_work(split_bot.sessions) as session:
+        stored = [r for r in session.exec(select(InboxRequest)) if "restarted the pods" in r.body]
+    assert [(r.claimed_by, r.done_at is not None) for r in stored] == [(worker.worker_id, True)]
     # And when the cores are busy, the kernel runs the front first.
-    assert niceness(worker.pid) == min(niceness(os.getpid()) + worker_module.NICENESS, 19)
+    assert niceness(worker.pid) == min(niceness(os.getpid()) + worker_process.NICENESS, 19)
 
 
 def niceness(pid: int | None) -> int:
@@ -101,7 +101,7 @@ def test_an_alert_stored_by_the_front_is_posted_by_the_worker_at_once(make_bot: 
 def test_a_dead_worker_is_replaced_and_what_was_acked_meanwhile_is_done(
     split_bot: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(handoff, "RESTART_DELAY", 2.0)
+    monkeypatch.setattr(worker_process, "RESTART_DELAY", 2.0)
     worker = split_bot.service.worker
     assert worker is not None
     first = worker.pid
@@ -110,10 +110,10 @@ def test_a_dead_worker_is_replaced_and_what_was_acked_meanwhile_is_done(
 
     os.kill(first, signal.SIGKILL)
     poll(lambda: not worker.alive(), timeout=5, message="the worker's death")
-    # Acked meanwhile (the front goes on answering Slack): queued here, done by the next worker.
+    # Acked meanwhile (the front goes on answering Slack): stored, and done by the next worker.
     url = split_bot.fake.response_url("list")
     split_bot.send_ok(sr.slash_command("list", secret=SECRET, response_url=url))
-    assert not worker.alive()  # still waiting out RESTART_DELAY: the answer above was queued
+    assert not worker.alive()  # still waiting out RESTART_DELAY: the answer above is in the inbox
 
     poll(lambda: worker.alive() and worker.pid != first, timeout=20, message="a new worker")
     assert worker.restarts == 1
@@ -169,25 +169,37 @@ def test_a_worker_whose_front_was_killed_exits_by_itself(db_url: str, fake_slack
             process.kill()
 
 
-def test_socket_mode_requests_are_handed_off_too(make_bot: Any) -> None:
-    # Socket Mode delivers parsed payloads, not signed bodies; Bolt's handler dispatches them so.
+def test_socket_mode_requests_go_through_the_same_intake(make_bot: Any) -> None:
+    # Socket Mode delivers parsed payloads, not signed bodies; the intake stores them the same way.
     bot = make_bot(worker_process=True, slack_app_token="xapp-1-A0APP-0000-test", slack_signing_secret=None)
     submission = sr.view_submission(Callback.DECLARE.value, declare_values("Over the socket"), secret=SECRET)
-    response = bot.service.app.dispatch(BoltRequest(body=submission.payload, mode="socket_mode"))
-    assert response.status == 200
+    answer = bot.service.intake.answer(BoltRequest(body=submission.payload, mode="socket_mode"), "{}")
+    assert answer.status == 200
     bot.fake.wait_for("chat.postMessage", where=lambda c: "Over the socket" in str(c.params), timeout=10)
     assert bot.wait_incident(lambda i: i.title == "Over the socket" and i.card_ts is not None)
 
+    url = bot.fake.response_url("list")
+    command = sr.slash_command("list", secret=SECRET, response_url=url).payload
+    answer = bot.service.intake.answer(BoltRequest(body=command, mode="socket_mode"), json.dumps(command))
+    assert answer.status == 200
+    bot.fake.wait_for("response_url", timeout=10)
 
-def test_a_message_the_pipe_cannot_carry_is_dropped_and_the_rest_still_flows(
-    split_bot: Bot, caplog: pytest.LogCaptureFixture
-) -> None:
+
+def test_a_stalled_worker_stalls_no_ack_and_catches_up_when_it_resumes(split_bot: Bot) -> None:
+    # A stopped worker reads nothing from its pipe; wake-ups coalesce, so the front never blocks.
     worker = split_bot.service.worker
-    assert worker is not None
-    worker.send(threading.Lock())  # does not pickle
-    incident = split_bot.declare("Still flowing")
-    assert incident.card_ts is not None
-    assert any("could not hand lock to the worker process" in r.getMessage() for r in caplog.records)
+    assert worker is not None and worker.pid is not None
+    url = split_bot.fake.response_url("list")
+    os.kill(worker.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        for _ in range(200):
+            split_bot.send_ok(sr.slash_command("list", secret=SECRET, response_url=url))
+        assert time.monotonic() - started < 20
+        assert split_bot.fake.calls("response_url") == []
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+    split_bot.fake.wait_for("response_url", count=200, timeout=30)
 
 
 @pytest.mark.slow

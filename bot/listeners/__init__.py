@@ -20,8 +20,10 @@ from concurrent.futures import Executor, Future
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from slack_bolt import Ack
 
+from storage import db
 from storage.inbox import ClaimLost
 
 log = logging.getLogger(__name__)
@@ -70,9 +72,17 @@ class InlineExecutor(Executor):
         future: Future[Any] = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
+        except Exception as exc:
             future.set_exception(exc)
+        # Anything else (WorkDeferred, SystemExit) goes up to the inbox worker that dispatched.
         return future
+
+
+class WorkDeferred(BaseException):
+    """The work could not reach the database: the request stays in the inbox and is tried again.
+
+    A BaseException so that it passes Bolt's own `except Exception` on its way to the worker.
+    """
 
 
 def _logged(work: Callable[..., None], limit: threading.Semaphore | None) -> Callable[..., None]:
@@ -81,6 +91,12 @@ def _logged(work: Callable[..., None], limit: threading.Semaphore | None) -> Cal
         try:
             with limit or contextlib.nullcontext():
                 work(**kwargs)
+        except sa.exc.SQLAlchemyError as exc:
+            if not db.is_disconnect(exc):
+                log.exception("%s failed after the ack", work.__name__)
+                return
+            log.warning("%s: the database is unavailable; the request will be tried again", work.__name__)
+            raise WorkDeferred from exc
         except ClaimLost as exc:
             # Our lease ran out while the work ran and another worker took the request over: our
             # transaction rolled back, and theirs does the work once.

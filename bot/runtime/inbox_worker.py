@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from slack_bolt import App, BoltRequest
 from sqlmodel import Session
 
+from bot.listeners import WorkDeferred
 from bot.runtime import Runtime
 from storage import db, inbox
 from storage.models import utcnow
@@ -37,6 +38,8 @@ THREADS = 32
 LEASE = timedelta(seconds=30)
 # How often the inbox is read without a wake-up: rows of a dead replica, expired leases.
 POLL_SECONDS = 1.0
+# How soon work that found the database unavailable is tried again.
+RETRY_DELAY = timedelta(seconds=2)
 # A request taken this many times without finishing (each time its worker died) is set aside.
 MAX_ATTEMPTS = 5
 
@@ -154,6 +157,9 @@ class InboxWorker:
             with db.on_first_write(first_write):
                 try:
                     self.app.dispatch(_request(claim))
+                except WorkDeferred:
+                    self._defer(claim)
+                    return
                 except Exception:
                     # The listeners log their own failures; this is Bolt itself failing.
                     log.exception("Slack request %d could not be dispatched", claim.id)
@@ -162,6 +168,14 @@ class InboxWorker:
         finally:
             with self._lock:
                 self._in_hand.pop(claim.id, None)
+
+    def _defer(self, claim: inbox.Claim) -> None:
+        """Try again after a pause (the database was unreachable); if this fails, after the lease."""
+        try:
+            with self.rt.engine.begin() as connection:
+                inbox.renew(connection, [claim], lease=RETRY_DELAY, now=utcnow())
+        except sa.exc.SQLAlchemyError as exc:
+            log.debug("could not reschedule Slack request %d (%s)", claim.id, type(exc).__name__)
 
     def _finish(self, claim: inbox.Claim, error: str | None = None) -> None:
         try:
