@@ -34,7 +34,7 @@ from bot.runtime import Runtime
 from bot.runtime.inbox_worker import InboxWorker
 from bot.runtime.intake import request_key
 from storage import db, inbox
-from storage.models import InboxRequest, Incident, RunbookUse, SystemEvent, TimelineEntry, utcnow
+from storage.models import InboxRequest, Incident, RunbookUse, TimelineEntry, utcnow
 
 
 def acknowledged(bot: Bot) -> list[Incident]:
