@@ -1,7 +1,7 @@
 """Subprocess entry: the baseline, a bare Bolt app that only acks, served by the bot's own HTTP server.
 
 `python benchmarks/bare_app.py PORT SIGNING_SECRET BOT_TOKEN SLACK_API_URL` serves POST /slack/events
-and GET /healthz on 127.0.0.1:PORT through bot.server.Server, exactly as the bot is served, so
+and GET /healthz on 127.0.0.1:PORT through bot.runtime.http.HttpServer, exactly as the bot is served, so
 the ack-latency ratio measures what the bot's listeners add and nothing else.
 """
 
@@ -12,11 +12,11 @@ import sys
 import threading
 from typing import Any, cast
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltRequest
 from slack_sdk import WebClient
 
 from bot.runtime import Runtime
-from bot.server import Health, Server
+from bot.runtime.http import Health, HttpServer
 
 
 class AlwaysHealthy(Health):
@@ -51,7 +51,15 @@ def main(argv: list[str]) -> int:
     runtime = cast(Runtime, None)  # Server only keeps it; the health check above does not use it
     health = AlwaysHealthy(runtime)
     health.migrated.set()
-    server = Server(runtime, app=build_app(secret, token, api_url), host="127.0.0.1", port=port, health=health)
+    server = HttpServer(host="127.0.0.1", port=port, health=health)
+    app = build_app(secret, token, api_url)
+
+    def slack(headers: dict[str, str], body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        response = app.dispatch(BoltRequest(body=body.decode("utf-8", errors="replace"), headers=headers))
+        flat = {k: v[0] if isinstance(v, list) else str(v) for k, v in response.headers.items()}
+        return response.status, (response.body or "").encode("utf-8"), flat
+
+    server.add_route("POST", "/slack/events", slack)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

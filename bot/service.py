@@ -132,7 +132,11 @@ class Service:
         if not self.health.migrated.is_set():
             return 503, b"starting", {}
         raw = body.decode("utf-8", errors="replace")
-        response = self.intake.answer(BoltRequest(body=raw, headers=headers), raw)
+        try:
+            request = BoltRequest(body=raw, headers=headers)
+        except ValueError:  # a JSON body that does not parse (cut short, or not Slack's)
+            return 400, b"malformed body", {}
+        response = self.intake.answer(request, raw)
         flat = {k: v[0] if isinstance(v, list) else str(v) for k, v in response.headers.items()}
         return response.status, (response.body or "").encode("utf-8"), flat
 

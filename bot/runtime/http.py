@@ -17,7 +17,8 @@ import http
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from cheroot import wsgi
@@ -28,14 +29,16 @@ from storage import db, inbox
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # Slack's own payloads are far smaller; Alertmanager's are capped here too
-# Requests served at once. Acks are short (no Web API call, one INSERT), so a few threads keep up
-# with bursts far beyond Slack's; more only compete for the interpreter lock.
-THREADS = 16
+# Requests served at once. Acks are short (no Web API call, one INSERT), but a thread is also
+# held by a client that sends its body slowly (up to CLIENT_TIMEOUT per read), so there are
+# enough for slow clients not to hold up Slack; threads that wait on a socket cost no CPU.
+THREADS = 64
 # Pending connections the kernel keeps for us: in a burst of Slack requests a backlog of 5 dropped
 # the rest, and the sender's SYN retry added a second (then three) to their acks.
 BACKLOG = 128
-CLIENT_TIMEOUT = 10  # seconds a client may take to send the next part of its request
+CLIENT_TIMEOUT = 5  # seconds a client may take to send the next part of its request
 SHUTDOWN_TIMEOUT = 30  # seconds SIGTERM waits for requests in flight
+DISCARD_MAX, DISCARD_SECONDS = 16 * MAX_BODY, 2.0  # how much of a refused body is read to answer 413
 
 # (status, body, headers) for a request's headers (lower case) and body.
 Route = Callable[[dict[str, str], bytes], tuple[int, bytes, dict[str, str]]]
@@ -97,7 +100,7 @@ class HttpServer:
             shutdown_timeout=SHUTDOWN_TIMEOUT,
             server_name="incident-bot",
         )
-        server.max_request_body_size = MAX_BODY
+        server.max_request_body_size = 0  # enforced in _wsgi, which answers before it drains
         server.prepare()
         self._server = server
         self._thread = threading.Thread(target=server.serve, name="http", daemon=True)
@@ -114,6 +117,9 @@ class HttpServer:
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/"
+        if _declared_length(environ) > MAX_BODY:
+            start_response("413 Payload Too Large", [("Content-Length", "22"), ("Connection", "close")])
+            return _answer_then_drain(b"request body too large", environ["wsgi.input"])
         status, body, headers = self._serve(environ, method, path)
         headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
         headers["Content-Length"] = str(len(body))
@@ -151,6 +157,28 @@ class HttpServer:
             # Never a traceback to the caller; the log has it.
             log.exception("unhandled error serving %s %s", method, path)
             return 500, b"internal error", {}
+
+
+def _declared_length(environ: dict[str, Any]) -> int:
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # _serve answers 400
+
+
+def _answer_then_drain(answer: bytes, body: Any) -> Iterator[bytes]:
+    """Send the 413 first, then read and drop what the client still sends (within limits):
+    a client still sending its body would otherwise get a reset instead of our answer."""
+    yield answer
+    remaining, deadline = DISCARD_MAX, time.monotonic() + DISCARD_SECONDS
+    try:
+        while remaining > 0 and time.monotonic() < deadline:
+            chunk = body.read(min(remaining, 65536))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+    except OSError:
+        return  # the client hung up or stalled: the 413 was sent
 
 
 def _phrase(status: int) -> str:
