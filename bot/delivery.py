@@ -6,15 +6,17 @@ periodic sweep runs, so a call that failed (429 storm, 500, Slack down) is retri
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlmodel import Session
@@ -29,7 +31,32 @@ from storage.models import Escalation, Incident, Outbox, utcnow
 
 log = logging.getLogger(__name__)
 
-# Longer than any single send can take, 429 back-off included: a claim that outlives it is a
+# Slack's answers that no retry can change: the call becomes a dead letter (see Outbox.dead_at).
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "invalid_arguments",
+        "msg_too_long",
+        "no_text",
+        "missing_scope",
+        "restricted_action",
+        "cant_update_message",
+        "message_not_found",
+        "user_not_found",
+        "users_not_found",
+    }
+)
+
+
+class ClaimLost(RuntimeError):
+    """Another worker holds the row's claim now: this one must not record the delivery."""
+
+
+# Renewed while a send runs (429 back-offs included): a claim that outlives it is a
 # replica that died mid-send, and its call is taken over.
 LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=5)
@@ -105,37 +132,69 @@ class Deliverer:
     # -- one pass -------------------------------------------------------------------------------
 
     def deliver_pending(self, *, limit: int = 200) -> int:
-        """Send what is due, oldest first; returns how many calls landed."""
+        """Send what can go now, urgent first; returns how many calls landed.
+
+        A digest (a chart drawn in a child process, then uploads) is slow: after one, the pass
+        ends and the next begins, so what became due meanwhile (an escalation) goes before the
+        next digest.
+        """
         with self._drain_lock:
             delivered = 0
-            for row_id in self._candidates(limit):
+            for row_id, kind in self._candidates(limit):
                 if self._stop.is_set():
                     break
                 if self._deliver_one(row_id):
                     delivered += 1
+                if kind == OutboxKind.DIGEST.value:
+                    self._wake.set()
+                    break
             return delivered
 
-    def _candidates(self, limit: int) -> list[int]:
+    def _candidates(self, limit: int) -> list[tuple[int, str]]:
+        """The rows that can go now, chosen in SQL (a stuck incident never fills the batch):
+        - due, not leased, neither delivered nor dead;
+        - no earlier row of the same incident still waiting (one that backs off holds back what
+          follows, so its thread reads in order) — except cross-posts to ALERT_CHANNEL, which
+          are another channel's story and must not wait on a card that cannot be posted;
+        - the incident's card posted, for what goes in its thread or edits it.
+        """
         now = utcnow()
+        earlier = sa.orm.aliased(Outbox)
+        waiting = (
+            sa.select(earlier.id)
+            .where(
+                earlier.incident_id == Outbox.incident_id,
+                earlier.id < Outbox.id,
+                earlier.delivered_at.is_(None),  # type: ignore[union-attr]
+                earlier.dead_at.is_(None),  # type: ignore[union-attr]
+                earlier.kind != OutboxKind.CHANNEL_POST.value,
+            )
+            .exists()
+        )
+        cross_post = Outbox.kind == OutboxKind.CHANNEL_POST.value
         with unit_of_work(self.sessions) as session:
             rows = session.execute(
-                sa.select(Outbox.id, Outbox.kind, Outbox.incident_id, Incident.card_ts)
+                sa.select(Outbox.id, Outbox.kind)
                 .outerjoin(Incident, Incident.id == Outbox.incident_id)  # type: ignore[arg-type]
                 .where(
                     Outbox.delivered_at.is_(None),  # type: ignore[union-attr]
+                    Outbox.dead_at.is_(None),  # type: ignore[union-attr]
                     Outbox.next_attempt_at <= now,
                     sa.or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now),  # type: ignore[union-attr]
+                    sa.or_(
+                        Outbox.incident_id.is_(None),  # type: ignore[union-attr]
+                        cross_post,
+                        sa.and_(
+                            ~waiting,
+                            sa.or_(Incident.card_ts.is_not(None), Outbox.kind == OutboxKind.CARD_POST.value),  # type: ignore[union-attr]
+                        ),
+                    ),
                 )
-                .order_by(Outbox.id)  # type: ignore[arg-type]
+                # Escalations, replies and cards before digests; otherwise oldest first.
+                .order_by(sa.case((Outbox.kind == OutboxKind.DIGEST.value, 1), else_=0), Outbox.id)  # type: ignore[arg-type]
                 .limit(limit)
             ).all()
-        # Everything about an incident waits for its card: replies go in its thread, updates edit
-        # it, cross-posts link to it. Ordering by id puts the card first.
-        return [
-            row_id
-            for row_id, kind, incident_id, card_ts in rows
-            if incident_id is None or card_ts or kind == OutboxKind.CARD_POST.value
-        ]
+        return [(row_id, kind) for row_id, kind in rows]
 
     def _claim(self, row_id: int) -> str | None:
         token = uuid.uuid4().hex[:16]
@@ -173,15 +232,24 @@ class Deliverer:
                 if handler is None:
                     raise LookupError(f"no handler for outbox kind {row.kind!r}")
                 send = handler(session, row)
-            result = send.call(self.client) if send is not None else None
+            with self._lease_kept(row_id, token):
+                result = send.call(self.client) if send is not None else None
             with unit_of_work(self.sessions) as session:
-                row = session.get(Outbox, row_id)
-                assert row is not None
+                # Fenced: only the holder of the current claim records the delivery.
+                marked = session.execute(
+                    sa.update(Outbox)
+                    .where(Outbox.id == row_id, Outbox.claim_token == token)  # type: ignore[arg-type]
+                    .values(delivered_at=utcnow(), claimed_until=None)
+                    .execution_options(preserve_rowcount=True)
+                )
+                if marked.rowcount != 1:  # type: ignore[attr-defined]
+                    raise ClaimLost(row_id)
                 if send is not None and send.after is not None:
                     send.after(session, result)
-                row.delivered_at = utcnow()
-                session.add(row)
             return True
+        except ClaimLost:
+            log.warning("Slack call %s: another worker took it over while it was being sent", row_id)
+            return False
         except (SlackApiError, SlackClientError, OSError) as exc:
             self._release(row_id, token, _describe(exc))
             return False
@@ -194,11 +262,49 @@ class Deliverer:
             self._release(row_id, token, f"{type(exc).__name__}: {exc}")
             return False
 
+    @contextlib.contextmanager
+    def _lease_kept(self, row_id: int, token: str) -> Iterator[None]:
+        """Renew the claim while a send runs: with 429 back-offs and connection retries one send
+        may outlast LEASE, and another replica must not take the row (and post it again) meanwhile."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(LEASE.total_seconds() / 3):
+                with contextlib.suppress(sa.exc.SQLAlchemyError), unit_of_work(self.sessions) as session:
+                    session.execute(
+                        sa.update(Outbox)
+                        .where(Outbox.id == row_id, Outbox.claim_token == token)  # type: ignore[arg-type]
+                        .values(claimed_until=utcnow() + LEASE)
+                    )
+
+        renewer = threading.Thread(target=renew, name=f"outbox-lease-{row_id}", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+
     def _release(self, row_id: int, token: str, error: str) -> None:
         notify: tuple[str, str] | None = None
         with unit_of_work(self.sessions) as session:
             row = session.get(Outbox, row_id)
             if row is None or row.claim_token != token:
+                return
+            code = error.rsplit(" ", 1)[-1]
+            if code in PERMANENT_ERRORS:
+                row.claimed_until = None
+                row.dead_at = utcnow()
+                row.last_error = error[:500]
+                session.add(row)
+                # Once, at ERROR: retrying cannot help; an operator must (invite, scope, fix).
+                log.error(
+                    "Slack call %s (%s, %s) refused for good (%s); set aside as a dead letter: "
+                    "see `incident-bot outbox`",
+                    row.id,
+                    row.kind,
+                    row.incident_id,
+                    code,
+                )
                 return
             backoff = min(timedelta(seconds=2 ** min(row.attempts, 10)), MAX_BACKOFF)
             row.claimed_until = None

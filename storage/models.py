@@ -246,6 +246,9 @@ class Outbox(SQLModel, table=True):
     attempts: int = 0
     last_error: str | None = None
     delivered_at: datetime | None = _ts()
+    # Set when Slack refused the call for good (channel_not_found, invalid_blocks, …): a dead
+    # letter, no longer retried nor blocking its incident's later rows; `incident-bot outbox retry`.
+    dead_at: datetime | None = _ts()
 
 
 class ProcessedEvent(SQLModel, table=True):

@@ -21,8 +21,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table('outbox') as batch_op:
+        batch_op.add_column(sa.Column('dead_at', storage.models.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('outbox') as batch_op:
+        batch_op.drop_column('dead_at')
