@@ -1,13 +1,12 @@
-"""The incident-bot CLI: run, db upgrade, postmortem, report, tracker, seed."""
+"""The incident-bot CLI: run, db upgrade, postmortem, report, tracker, outbox, seed."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
+from datetime import datetime
 
 from bot.settings import Settings, SettingsError, load_settings
 from storage import db
@@ -27,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("period", choices=["weekly", "monthly", "quarterly"])
     report.add_argument("--post", action="store_true", help="also post it to the incident channel")
     commands.add_parser("tracker", help="print the whole incident tracker as Markdown")
+    outbox = commands.add_parser("outbox", help="list the Slack calls set aside as dead letters; `retry` queues them")
+    outbox.add_argument("action", nargs="?", choices=["retry"], help="queue the dead letters again")
+    outbox.add_argument("ids", nargs="*", type=int, metavar="ID", help="only these (default: all)")
     seed = commands.add_parser("seed", help="fill the database with a synthetic incident history")
     seed.add_argument("--incidents", type=int, required=True, metavar="N")
     seed.add_argument("--seed", type=int, default=None, metavar="S")
@@ -90,6 +92,8 @@ def _offline(args: argparse.Namespace, settings: Settings) -> int:
 
             return post_report_now(settings, sessions, args.period)
         return 0
+    if args.command == "outbox":
+        return _outbox(args, sessions, utcnow())
     if args.command == "seed":
         from bot.seed import SeedRefused, seed
 
@@ -106,13 +110,26 @@ def _offline(args: argparse.Namespace, settings: Settings) -> int:
     raise AssertionError(args.command)
 
 
-def install_signal_handlers(stop: threading.Event) -> None:
-    def handle(signum: int, _frame: object) -> None:
-        log.info("received %s, shutting down", signal.Signals(signum).name)
-        stop.set()
+def _outbox(args: argparse.Namespace, sessions: db.SessionFactory, now: datetime) -> int:
+    from bot import outbox
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    if args.action == "retry":
+        with db.unit_of_work(sessions) as session:
+            queued = outbox.retry_dead_letters(session, args.ids or None, now=now)
+        print(f"queued {queued} dead letter{'s' if queued != 1 else ''} again; the running bot sends them")
+        return 0
+    if args.ids:
+        print("incident-bot: ids go with `outbox retry ID…`", file=sys.stderr)
+        return 2
+    with db.unit_of_work(sessions) as session:
+        letters = outbox.dead_letters(session)
+    if not letters:
+        print("no dead letters")
+        return 0
+    for row in letters:
+        when = row.dead_at.strftime("%Y-%m-%d %H:%M UTC") if row.dead_at else "?"
+        print(f"{row.id}\t{row.kind}\t{row.incident_id or '-'}\t{when}\t{row.last_error or ''}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from storage.models import Outbox, utcnow
+from storage.models import Incident, Outbox, utcnow
 
 
 class OutboxKind(StrEnum):
@@ -114,3 +114,39 @@ def pending_count(session: Session) -> int:
     return session.execute(
         sa.select(sa.func.count()).select_from(Outbox).where(Outbox.delivered_at.is_(None))  # type: ignore[union-attr]
     ).scalar_one()
+
+
+def dead_letters(session: Session) -> list[Outbox]:
+    """Slack calls set aside because Slack refused them for good, oldest first."""
+    query = sa.select(Outbox).where(Outbox.dead_at.is_not(None)).order_by(Outbox.id)  # type: ignore[union-attr,arg-type]
+    return list(session.scalars(query))
+
+
+def count_dead_letters(connection: sa.Connection) -> int:
+    """How many dead letters there are (the health detail)."""
+    table = Outbox.__table__  # type: ignore[attr-defined]
+    return int(connection.execute(sa.select(sa.func.count()).where(table.c.dead_at.is_not(None))).scalar_one())
+
+
+def retry_dead_letters(session: Session, ids: list[int] | None = None, *, now: datetime) -> int:
+    """Queue dead letters again (all of them when `ids` is None); how many were queued.
+
+    They go out in their incident's order again: an earlier row set back to pending holds the
+    rows after it, exactly as it would have had Slack taken it the first time.
+    """
+    statement = sa.update(Outbox).where(Outbox.dead_at.is_not(None))  # type: ignore[union-attr]
+    if ids is not None:
+        statement = statement.where(Outbox.id.in_(ids))  # type: ignore[union-attr]
+    statement = statement.values(dead_at=None, claimed_until=None, next_attempt_at=now, attempts=0)
+    return int(session.execute(statement.execution_options(preserve_rowcount=True)).rowcount)  # type: ignore[attr-defined]
+
+
+def dead_letters_of_commander(session: Session, user: str) -> list[tuple[str, str]]:
+    """(incident id, reason) of the dead letters of incidents `user` commands (App Home)."""
+    query = (
+        sa.select(Outbox.incident_id, Outbox.last_error)
+        .join(Incident, Incident.id == Outbox.incident_id)  # type: ignore[arg-type]
+        .where(Outbox.dead_at.is_not(None), Incident.commander == user)  # type: ignore[union-attr]
+        .order_by(Outbox.id)  # type: ignore[arg-type]
+    )
+    return [(str(incident_id), str(reason or "refused")) for incident_id, reason in session.execute(query)]

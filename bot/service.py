@@ -11,7 +11,7 @@ from typing import Any
 from slack_bolt import BoltRequest, BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import extensions, logs
+from bot import extensions, logs, outbox
 from bot.app import create_app
 from bot.background import Background, learn_identity
 from bot.listeners import Stage
@@ -72,6 +72,7 @@ class Service:
         # /healthz is as CONTRACT.md says (database and migrations): a dead worker is restarted
         # within seconds, and the acks, which is what Slack sees, go on meanwhile.
         self.health = Health(self.rt)
+        self.health.details["dead_letters"] = outbox.count_dead_letters
         self.server = HttpServer(host=settings.host, port=settings.port, health=self.health)
         if not settings.socket_mode:
             self.server.add_route("POST", "/slack/events", self._slack)

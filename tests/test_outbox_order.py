@@ -3,6 +3,7 @@ fenced deliveries, and dead letters for what Slack refuses for good."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import timedelta
@@ -38,8 +39,11 @@ def test_a_reply_that_failed_holds_back_the_later_ones_so_the_thread_reads_in_or
     incident = bot.declare("Checkout is down", "P2")
     # The first attempt and the client's quick retry both fail: the row backs off for seconds.
     bot.fake.fail("chat.postMessage", 500, times=2)
+    # Clicked one after the other, as a person does: each change is stored before the next click.
     bot.click(Action.ACKNOWLEDGE.value, incident.id, card=incident)
+    poll(lambda: bot.incidents()[0].acknowledged_at, message="the acknowledgement stored")
     bot.click(Action.MITIGATE.value, incident.id, card=incident)
+    poll(lambda: bot.incidents()[0].mitigated_at, message="the mitigation stored")
     bot.click(Action.SEVERITY.value, "", card=incident, selected=f"{incident.id}|P1")
     poll(lambda: len(thread_replies(bot, incident)) >= 3, timeout=20, message="three thread replies")
     texts = thread_replies(bot, incident)
@@ -154,3 +158,33 @@ def test_a_delivery_is_recorded_only_by_the_claim_holder(sessions: db.SessionFac
     assert deliverer.deliver_pending() == 0
     (row,) = outbox_rows(sessions)
     assert row.delivered_at is None  # the other replica records it, not us
+
+
+def test_dead_letters_are_listed_shown_to_the_commander_counted_and_requeued(
+    bot: Bot, fake_slack: FakeSlack, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.__main__ import main
+    from bot.listeners.home import home_view
+
+    incident = bot.declare("Private channel", "P2")
+    fake_slack.fail("chat.postMessage", 200, times=1, error="channel_not_found")
+    bot.click(Action.ACKNOWLEDGE.value, incident.id, card=incident)  # Alice acknowledges: commander
+    poll(lambda: any(r.dead_at for r in outbox_rows(bot.sessions)), timeout=10, message="a dead letter")
+
+    status, body = bot.get("/healthz?detail=1")
+    assert status == 200 and json.loads(body)["dead_letters"] == 1
+    view = json.dumps(home_view(bot.service.rt, utcnow(), "U0ALICE"))
+    assert incident.id in view and "channel_not_found" in view
+    assert "channel_not_found" not in json.dumps(home_view(bot.service.rt, utcnow(), "U0SOMEONE"))
+
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    assert main(["outbox"]) == 0
+    listing = capsys.readouterr().out
+    assert incident.id in listing and "channel_not_found" in listing
+    assert main(["outbox", "retry"]) == 0
+    assert "queued 1 dead letter again" in capsys.readouterr().out
+    bot.service.wake()
+    poll(lambda: sum("cknowledged" in t for t in thread_replies(bot, incident)) == 1, message="the resent reply")
+    assert not any(r.dead_at for r in outbox_rows(bot.sessions))
+    assert main(["outbox"]) == 0
+    assert "no dead letters" in capsys.readouterr().out

@@ -26,8 +26,13 @@ def home_view(
     *,
     policy: deadlines.Policy,
     now: datetime,
+    dead_letters: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
-    """The Home view for views.publish. `incidents` are the most urgent first; `total_open` counts all."""
+    """The Home view for views.publish. `incidents` are the most urgent first; `total_open` counts all.
+
+    `dead_letters`: (incident id, Slack's reason) of the viewer's incidents whose Slack calls were
+    set aside, so the commander learns that part of the story never reached Slack.
+    """
     shown = list(incidents[:INCIDENT_LIMIT])
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Incidents", "emoji": True}},
@@ -50,6 +55,13 @@ def home_view(
         ),
         {"type": "divider"},
     ]
+    if dead_letters:
+        lines = "\n".join(f"• {incident_id}: {reason}" for incident_id, reason in dead_letters[:10])
+        text = (
+            f":warning: *{len(dead_letters)} Slack message(s) of your incidents were refused by Slack* "
+            f"and set aside (an operator can resend them with `incident-bot outbox retry`):\n{lines}"
+        )
+        blocks[1:1] = [{"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn.truncate(text, 2900)}}]
     if not total_open:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Open incidents*\nNone :tada:"}})
     else:

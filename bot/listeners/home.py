@@ -8,7 +8,7 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot import incidents, metrics
+from bot import incidents, metrics, outbox
 from bot.blocks import home
 from bot.listeners import Stage, after_ack
 from bot.runtime import Runtime
@@ -23,12 +23,13 @@ def register(app: App, rt: Runtime, stage: Stage) -> None:
         user = event.get("user")
         if event.get("tab") != "home" or not isinstance(user, str):
             return
-        client.views_publish(user_id=user, view=home_view(rt, utcnow()))
+        client.views_publish(user_id=user, view=home_view(rt, utcnow(), user))
 
 
-def home_view(rt: Runtime, now: datetime) -> dict[str, Any]:
+def home_view(rt: Runtime, now: datetime, user: str | None = None) -> dict[str, Any]:
     with unit_of_work(rt.sessions) as session:
         open_incidents = incidents.list_open(session, limit=home.INCIDENT_LIMIT)
         total = incidents.count_open(session)
         status = metrics.current_status(session, settings=rt.settings, now=now)
-    return home.home_view(open_incidents, total, status, policy=rt.settings.policy(), now=now)
+        letters = outbox.dead_letters_of_commander(session, user) if user else []
+    return home.home_view(open_incidents, total, status, policy=rt.settings.policy(), now=now, dead_letters=letters)

@@ -38,6 +38,7 @@ THREADS = 64
 BACKLOG = 128
 CLIENT_TIMEOUT = 5  # seconds a client may take to send the next part of its request
 SHUTDOWN_TIMEOUT = 30  # seconds SIGTERM waits for requests in flight
+DRAIN_GRACE = 0.3  # seconds; see HttpServer.stop
 DISCARD_MAX, DISCARD_SECONDS = 16 * MAX_BODY, 2.0  # how much of a refused body is read to answer 413
 
 # (status, body, headers) for a request's headers (lower case) and body.
@@ -109,6 +110,10 @@ class HttpServer:
     def stop(self) -> None:
         """Stop taking requests, then wait for the ones in flight."""
         if self._server is not None:
+            # cheroot's stop closes the kept-alive connections that no thread is reading yet,
+            # including one whose next request has just begun to arrive. A moment for its
+            # selector to hand those to a thread first; stop() then waits for the threads.
+            time.sleep(DRAIN_GRACE)
             self._server.stop()
         if self._thread is not None:
             self._thread.join(SHUTDOWN_TIMEOUT)
