@@ -153,6 +153,9 @@ class FakeSlack:
         self._views_by_external_id: dict[str, str] = {}
         self._home_views: dict[str, str] = {}
         self._files: dict[str, dict[str, Any]] = {}
+        # What chat.postMessage stored, per channel ID in posting order: conversations.history and
+        # conversations.replies read it (a crashed sender looks for its message metadata there).
+        self._messages: dict[str, list[dict[str, Any]]] = {}
         self._port = port
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -301,6 +304,12 @@ class FakeSlack:
     def clear(self) -> None:
         with self._cond:
             self._calls.clear()
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """The messages posted (and since updated) in `channel`, oldest first, metadata included."""
+        channel_id = self.resolve_channel(channel)
+        with self._cond:
+            return [json.loads(json.dumps(m)) for m in self._messages.get(channel_id, [])]
 
     def uploaded(self, file_id: str) -> bytes | None:
         """The bytes POSTed to the upload_url issued for `file_id`, if any."""
@@ -495,6 +504,8 @@ class FakeSlack:
             "files.completeUploadExternal": self._files_complete_upload,
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "apps.connections.open": lambda _p: {"ok": True, "url": "ws://127.0.0.1:1/invalid"},
         }
@@ -529,12 +540,10 @@ class FakeSlack:
         if not any(params.get(k) for k in ("text", "blocks", "attachments")):
             return {"ok": False, "error": "no_text"}
         ts = self._new_ts()
-        return {
-            "ok": True,
-            "channel": self.resolve_channel(str(channel)),
-            "ts": ts,
-            "message": self._bot_message(params, ts),
-        }
+        channel_id = self.resolve_channel(str(channel))
+        message = self._bot_message(params, ts)
+        self._messages.setdefault(channel_id, []).append(json.loads(json.dumps(message)))
+        return {"ok": True, "channel": channel_id, "ts": ts, "message": message}
 
     def _chat_update(self, params: Params) -> dict[str, Any]:
         channel, ts = params.get("channel"), params.get("ts")
@@ -542,6 +551,12 @@ class FakeSlack:
             return {"ok": False, "error": "channel_not_found"}
         if not ts:
             return {"ok": False, "error": "message_not_found"}
+        for stored in self._messages.get(self.resolve_channel(str(channel)), []):
+            if stored["ts"] == ts:
+                for key in ("text", "blocks", "attachments", "metadata"):
+                    if params.get(key) not in (None, ""):
+                        stored[key] = params[key]
+                stored["edited"] = {"user": self.auth["user_id"], "ts": self._new_ts()}
         return {
             "ok": True,
             "channel": self.resolve_channel(str(channel)),
@@ -664,6 +679,53 @@ class FakeSlack:
         if not channel_id.startswith("C"):
             return {"ok": False, "error": "method_not_supported_for_channel_type"}
         return self._conversations_info(params)
+
+    def _conversations_history(self, params: Params) -> dict[str, Any]:
+        """Top-level messages, newest first, as Slack pages them (limit, cursor, oldest, latest).
+
+        Message metadata is only in the answer with include_all_metadata, as on Slack.
+        """
+        channel_id = self.resolve_channel(str(params.get("channel", "")))
+        messages = [m for m in self._messages.get(channel_id, []) if m.get("thread_ts", m["ts"]) == m["ts"]]
+        return self._page(list(reversed(messages)), params)
+
+    def _conversations_replies(self, params: Params) -> dict[str, Any]:
+        """A thread: its parent, then the replies oldest first; thread_not_found for an unknown ts."""
+        channel_id = self.resolve_channel(str(params.get("channel", "")))
+        ts = str(params.get("ts", ""))
+        stored = self._messages.get(channel_id, [])
+        parent = next((m for m in stored if m["ts"] == ts), None)
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        replies = [m for m in stored if m.get("thread_ts") == ts and m["ts"] != ts]
+        if replies:
+            parent = {**parent, "thread_ts": ts, "reply_count": len(replies), "latest_reply": replies[-1]["ts"]}
+        return self._page([parent, *replies], params, keep_first=True)
+
+    def _page(self, messages: list[dict[str, Any]], params: Params, *, keep_first: bool = False) -> dict[str, Any]:
+        oldest, latest = float(params.get("oldest") or 0), float(params.get("latest") or "inf")
+        inclusive = str(params.get("inclusive", "")).lower() in ("1", "true")
+
+        def within(message: dict[str, Any]) -> bool:
+            ts = float(message["ts"])
+            return oldest <= ts <= latest if inclusive else oldest < ts < latest
+
+        head = messages[:1] if keep_first else []
+        messages = head + [m for m in messages[len(head) :] if within(m)]
+        start = int(params.get("cursor") or 0)
+        limit = max(1, min(int(params.get("limit") or 100), 1000))
+        page = messages[start : start + limit]
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        shown = [
+            {k: v for k, v in m.items() if with_metadata or k != "metadata"} for m in json.loads(json.dumps(page))
+        ]
+        more = start + limit < len(messages)
+        return {
+            "ok": True,
+            "messages": shown,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _conversations_info(self, params: Params) -> dict[str, Any]:
         channel_id = self.resolve_channel(str(params.get("channel", "")))

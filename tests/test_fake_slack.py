@@ -215,6 +215,40 @@ def test_conversations_users_and_socket_mode(fake_slack: FakeSlack) -> None:
     assert fake_slack.last("apps.connections.open").token == "xapp-1-test"
 
 
+def test_history_and_replies_return_metadata_only_when_asked(fake_slack: FakeSlack) -> None:
+    client = client_for(fake_slack)
+    tag = {"event_type": "incident_bot_outbox", "event_payload": {"outbox_id": 7}}
+    parent = client.chat_postMessage(channel="ops-incidents", text="card", metadata=tag)
+    assert parent["message"]["metadata"] == tag  # chat.postMessage echoes it, as Slack does
+    reply = client.chat_postMessage(channel="C0INCIDENTS", thread_ts=parent["ts"], text="reply", metadata=tag)
+    client.chat_postMessage(channel="C0INCIDENTS", text="later")
+    fake_slack.fail("chat.postMessage", 500)
+    with pytest.raises(SlackApiError):
+        client.chat_postMessage(channel="C0INCIDENTS", text="refused")  # not stored: Slack did not take it
+
+    history = client.conversations_history(channel="C0INCIDENTS")
+    assert [m["text"] for m in history["messages"]] == ["later", "card"]  # top level, newest first
+    assert all("metadata" not in m for m in history["messages"])
+    tagged = client.conversations_history(channel="C0INCIDENTS", include_all_metadata=True, limit=1)
+    assert tagged["has_more"] and [m["text"] for m in tagged["messages"]] == ["later"]
+    rest = client.conversations_history(
+        channel="C0INCIDENTS", include_all_metadata=True, cursor=tagged["response_metadata"]["next_cursor"]
+    )
+    assert rest["messages"][0]["metadata"] == tag and not rest["has_more"]
+    assert client.conversations_history(channel="C0INCIDENTS", oldest=parent["ts"])["messages"][0]["text"] == "later"
+
+    thread = client.conversations_replies(channel="C0INCIDENTS", ts=parent["ts"], include_all_metadata=True)
+    assert [m["ts"] for m in thread["messages"]] == [parent["ts"], reply["ts"]]
+    assert thread["messages"][1]["metadata"] == tag and thread["messages"][0]["reply_count"] == 1
+    assert "metadata" not in client.conversations_replies(channel="C0INCIDENTS", ts=parent["ts"])["messages"][1]
+    with pytest.raises(SlackApiError) as err:
+        client.conversations_replies(channel="C0INCIDENTS", ts="1.000000")
+    assert err.value.response["error"] == "thread_not_found"
+
+    client.chat_update(channel="C0INCIDENTS", ts=parent["ts"], text="card, updated")
+    assert fake_slack.messages("ops-incidents")[0]["text"] == "card, updated"
+
+
 def test_users_info_can_be_configured() -> None:
     with FakeSlack(
         users={"U0ALICE": {"tz": "America/New_York", "profile": {"real_name": "Alice Ops"}}}
