@@ -147,6 +147,8 @@ class Incident(SQLModel, table=True):
     # Set to the Alertmanager groupKey while the incident is open, cleared on resolve: the
     # unique index makes "one open incident per alert group" hold across replicas.
     alert_group_open: str | None = Field(default=None, sa_column_kwargs={"unique": True})
+    # The groupKey for good: what reopening the incident links back to alert_group_open.
+    alert_group: str | None = None
 
     started_at: datetime = _ts(nullable=False)
     declared_at: datetime = _ts(nullable=False)
@@ -161,6 +163,26 @@ class Incident(SQLModel, table=True):
 
     channel_id: str | None = Field(default=None, max_length=32)
     card_ts: str | None = Field(default=None, max_length=32)
+
+
+class Reopen(SQLModel, table=True):
+    """One reopening of a resolved incident and the spell of impact it began (DOMAIN.md, Metrics).
+
+    The incident row keeps its first mitigation and its latest resolution; each reopening keeps
+    the resolution it undid, so the time spent resolved is neither downtime nor MTTR.
+    """
+
+    __tablename__ = "reopen"
+    __table_args__ = (sa.UniqueConstraint("incident_id", "seq", name="uq_reopen_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: str = Field(foreign_key="incident.id", max_length=32)
+    seq: int  # 1 for the first reopening: equals the incident's reopened_count once it is written
+    resolved_before: datetime = _ts(nullable=False)  # the resolution this reopening undid
+    reopened_at: datetime = _ts(nullable=False)
+    reopened_by: str | None = Field(default=None, max_length=32)
+    # When this spell's impact ended: its mitigation, else its resolution (NULL while ongoing).
+    mitigated_at: datetime | None = _ts()
 
 
 class DayCounter(SQLModel, table=True):
@@ -231,7 +253,18 @@ class Outbox(SQLModel, table=True):
     delivered after the ack, retried until Slack takes them, claimed so one replica sends each."""
 
     __tablename__ = "outbox"
-    __table_args__ = (sa.Index("ix_outbox_pending", "delivered_at", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_pending", "delivered_at", "next_attempt_at"),
+        # "Is an earlier row of this incident still waiting?" is asked of every candidate
+        # (bot/delivery.py): only the waiting rows are indexed, a few among months of delivered ones.
+        sa.Index(
+            "ix_outbox_incident_waiting",
+            "incident_id",
+            "id",
+            postgresql_where=sa.text("delivered_at IS NULL AND dead_at IS NULL"),
+            sqlite_where=sa.text("delivered_at IS NULL AND dead_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=32)
@@ -241,7 +274,11 @@ class Outbox(SQLModel, table=True):
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = _ts(nullable=False)
     next_attempt_at: datetime = _ts(nullable=False)
+    # Set while a sender holds the row (renewed while its call runs); cleared when the outcome is
+    # recorded. Still set but past means the outcome is unknown (the sender died, or its request
+    # timed out after it left): the next sender first looks in Slack for the message's metadata.
     claimed_until: datetime | None = _ts()
+    # The current claim's fence: only its holder may record the delivery.
     claim_token: str | None = Field(default=None, max_length=32)
     attempts: int = 0
     last_error: str | None = None

@@ -20,11 +20,24 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# The rows still waiting to go (neither delivered nor set aside as dead letters).
+WAITING = "delivered_at IS NULL AND dead_at IS NULL"
+
+
 def upgrade() -> None:
     with op.batch_alter_table('outbox') as batch_op:
         batch_op.add_column(sa.Column('dead_at', storage.models.UTCDateTime(timezone=True), nullable=True))
+    # Per-incident order: "is an earlier row of this incident still waiting?" for every candidate.
+    op.create_index(
+        'ix_outbox_incident_waiting',
+        'outbox',
+        ['incident_id', 'id'],
+        postgresql_where=sa.text(WAITING),
+        sqlite_where=sa.text(WAITING),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index('ix_outbox_incident_waiting', table_name='outbox')
     with op.batch_alter_table('outbox') as batch_op:
         batch_op.drop_column('dead_at')
