@@ -71,8 +71,15 @@ def sweep(
         due_ids = due_incident_ids(session, now, limit=limit)
         if not due_ids:
             return []
-        found = session.exec(select(Incident).where(Incident.id.in_(due_ids)).order_by(Incident.id))  # type: ignore[attr-defined]
-        due_incidents = list(found)
+        # Locked for the pass, so what it writes (claims, next_check_at) never comes from a copy
+        # that a concurrent acknowledgement or severity change made stale: on PostgreSQL a row
+        # being changed right now is skipped (its own transaction moves next_check_at, and the
+        # next pass sees it); SQLite's one writer (BEGIN IMMEDIATE) already serialises them.
+        # SKIP LOCKED also lets replicas sweeping at once take different incidents.
+        query = select(Incident).where(Incident.id.in_(due_ids)).order_by(Incident.id)  # type: ignore[attr-defined]
+        due_incidents = list(session.exec(query.with_for_update(skip_locked=True)))
+        if not due_incidents:
+            return []
         fired = _fired_by_incident(session, [i.id for i in due_incidents])
         wanted = {
             (incident.id, item.kind.value, item.level): (incident, item)

@@ -346,7 +346,7 @@ def test_scheduled_job_posts_once_per_period_with_its_chart(make_bot: Any, db_ur
     assert isinstance(job.trigger, CronTrigger)
     assert str(job.trigger) == "cron[month='*', day='*', day_of_week='*', hour='*', minute='*']"
     assert str(job.trigger.timezone) == "UTC"  # DIGEST_TIMEZONE
-    assert job.func is digest.run_digest and list(job.args) == [bot.service.rt, "weekly"]
+    assert job.func is digest.run_digest and list(job.args) == [bot.service.background.rt, "weekly"]
     assert (job.max_instances, job.coalesce) == (1, True)
 
     for _ in range(3):

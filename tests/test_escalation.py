@@ -135,12 +135,6 @@ def test_two_replicas_on_postgres_escalate_once(make_bot: Callable[..., Bot], db
 # -- restart after SIGKILL -----------------------------------------------------------------------
 
 
-
-
-
-
-
-
 @pytest.mark.slow
 def test_escalation_survives_sigkill_and_restart(db_url: str, fake_slack: FakeSlack, tmp_path: Path) -> None:
     import slack_requests as sr
@@ -298,3 +292,49 @@ def test_concurrent_sweepers_claim_each_escalation_once(sessions: Any, db_url: s
             if o.kind == OutboxKind.THREAD_REPLY.value and "escalation_id" in o.payload
         ]
     assert len(rows) == 20 and len(replies) == 20
+
+
+def test_a_severity_raise_committed_mid_sweep_is_not_overwritten(
+    sessions: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep must not write next_check_at from a copy read before a concurrent change committed."""
+    import threading
+    from datetime import timedelta
+
+    from bot import escalation, incidents
+    from bot.forms import DeclareForm
+    from bot.settings import Settings
+    from storage.models import utcnow
+
+    settings = Settings(slack_bot_token="xoxb-x", slack_signing_secret="s")
+    now = utcnow()
+    with unit_of_work(sessions) as session:
+        p2 = incidents.declare(
+            session,
+            DeclareForm(title="slow search", severity="P2"),
+            declared_by="U1",
+            policy=settings.policy(),
+            now=now - timedelta(minutes=61),  # its P2 response target just lapsed: the sweep reads it
+        )
+
+    def raise_to_p0() -> None:
+        with unit_of_work(sessions) as session:
+            incidents.change_severity(session, p2.id, "P0", user="U2", policy=settings.policy(), now=now)
+
+    real = escalation._fired_by_incident
+    raiser = threading.Thread(target=raise_to_p0)
+
+    def read_then_let_the_raise_commit(session: Any, incident_ids: list[str]) -> Any:
+        if not raiser.is_alive() and raiser.ident is None:
+            raiser.start()
+            raiser.join(0.7)  # commits now, unless the sweep's lock makes it wait for the sweep
+        return real(session, incident_ids)
+
+    monkeypatch.setattr(escalation, "_fired_by_incident", read_then_let_the_raise_commit)
+    escalation.sweep(sessions, settings, now=now)
+    raiser.join(10)
+    with unit_of_work(sessions) as session:
+        incident = session.get(Incident, p2.id)
+        assert incident is not None and incident.severity == "P0"
+        # P0's targets (5 and 10 minutes) lapsed long ago: it is due now, not in 59 minutes.
+        assert incident.next_check_at is not None and incident.next_check_at <= now + timedelta(minutes=1)
