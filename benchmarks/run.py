@@ -1,6 +1,7 @@
 """Benchmark the bot: ack latency, timeline ingestion, escalation sweep, reports, memory.
 
     python benchmarks/run.py [--quick] [--backend sqlite|postgresql|both] [--only NAME,...] [--profile]
+    python benchmarks/run.py --only chaos [--seconds S]   (the chaos run, benchmarks/chaos.py; not in the default set)
 
 Prints a table, then one JSON line with every figure (also written to benchmarks/results/latest.json).
 See benchmarks/README.md for what each figure means and the aims.
@@ -323,7 +324,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(NAMES)}")
     parser.add_argument("--profile", action="store_true", help="py-spy the bot, pyinstrument the in-process parts")
+    parser.add_argument("--seconds", type=float, default=120, help="how long the chaos run injects faults")
     args = parser.parse_args(argv)
+    if args.only == "chaos":
+        import chaos
+
+        outcome = chaos.run(seconds=args.seconds)
+        print(json.dumps(outcome, indent=2))
+        counts = [outcome[b][k] for b in ("postgresql", "sqlite") for k in ("lost", "duplicated", "reordered")]
+        return 0 if not any(counts) else 1
     results = run(args)
     print(table(results))
     line = json.dumps(results, separators=(",", ":"), default=str)
