@@ -7,6 +7,7 @@ database says happened and what Slack is told can never disagree for long.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,12 +24,14 @@ from storage.models import (
     Escalation,
     FollowUp,
     Incident,
+    Reopen,
     RunbookUse,
     SystemEvent,
     TimelineEntry,
 )
 from storage.models import Status as S
 
+log = logging.getLogger(__name__)
 
 class IncidentError(Exception):
     """A request the user can fix; the message is shown to them as it is."""
@@ -184,6 +187,7 @@ def declare(
         source=extras.source,
         alert_name=extras.alert_name,
         alert_group_open=extras.alert_group,
+        alert_group=extras.alert_group,
         runbook=extras.runbook,
         started_at=min(extras.started_at or now, now),
         declared_at=now,
@@ -253,7 +257,14 @@ def mitigate(
     if incident.status != S.INVESTIGATING:
         raise InvalidChange(f"{incident.id} is {incident.status}, not Investigating.")
     incident.status = S.MITIGATED.value
-    incident.mitigated_at = min(at or now, now)
+    spell = current_reopen(session, incident)
+    if spell is None:
+        incident.mitigated_at = min(at or now, now)
+    elif spell.mitigated_at is None:
+        # A reopened spell: the incident keeps its first mitigation, this one ends the new spell
+        # (never before the reopening, whatever an alert's end time says).
+        spell.mitigated_at = max(min(at or now, now), spell.reopened_at)
+        session.add(spell)
     _touch(incident, now)
     by = f" by {mrkdwn.user(user)}" if user else ""
     text = f"Status changed to Mitigated{by}" + (f" ({note})" if note else "")
@@ -279,8 +290,13 @@ def resolve(
         raise InvalidChange(f"{incident.id} is already resolved.")
     incident.status = S.RESOLVED.value
     incident.resolved_at = now
-    if incident.mitigated_at is None:
-        incident.mitigated_at = now
+    spell = current_reopen(session, incident)
+    if spell is None:
+        if incident.mitigated_at is None:
+            incident.mitigated_at = now
+    elif spell.mitigated_at is None:
+        spell.mitigated_at = now  # never mitigated: the spell's impact lasted until now
+        session.add(spell)
     incident.root_cause = form.root_cause
     incident.resolution = form.resolution
     incident.root_cause_class = form.root_cause_class
@@ -292,8 +308,8 @@ def resolve(
     incident.rca_url = form.rca_url or incident.rca_url
     incident.alert_group_open = None  # a new alert for that group may open a new incident now
     _touch(incident, now)
-    mttr = deadlines.format_duration(now - incident.started_at)
-    text = f"Resolved by {mrkdwn.user(user)}; MTTR {mttr}"
+    mttr_time = open_time(session, incident)
+    text = f"Resolved by {mrkdwn.user(user)}; MTTR {deadlines.format_duration(mttr_time)}"
     add_system_entry(
         session,
         incident,
@@ -301,7 +317,7 @@ def resolve(
         text,
         author=user,
         now=now,
-        data={"mttr_seconds": int((now - incident.started_at).total_seconds())},
+        data={"mttr_seconds": int(mttr_time.total_seconds())},
     )
     announce(session, incident.id, f":white_check_mark: {text}.", now=now)
     reschedule(session, incident, policy, now)
@@ -314,16 +330,79 @@ def reopen(session: Session, incident_id: str, *, user: str, policy: deadlines.P
         raise InvalidChange(f"{incident.id} is not resolved.")
     # Reopening continues the same incident (it still counts once); deadlines stay anchored to the
     # declaration, so a reopened incident past its resolution target escalates unless it already did.
+    # The first mitigation stays on the incident and the resolution undone goes to the reopen row:
+    # the time it sat resolved is neither downtime nor MTTR (DOMAIN.md, "Reopened incidents").
+    assert incident.resolved_at is not None
+    resolved_before = incident.resolved_at
     incident.status = S.INVESTIGATING.value
     incident.resolved_at = None
-    incident.mitigated_at = None
     incident.reopened_count += 1
+    session.add(
+        Reopen(
+            incident_id=incident.id,
+            seq=incident.reopened_count,
+            resolved_before=resolved_before,
+            reopened_at=max(now, resolved_before),
+            reopened_by=user,
+        )
+    )
     _touch(incident, now)
+    relinked = _relink_alert_group(session, incident)
     text = f"Reopened by {mrkdwn.user(user)}"
-    add_system_entry(session, incident, SystemEvent.REOPENED, text, author=user, now=now)
+    data = {"seq": incident.reopened_count, "resolved_before": resolved_before.isoformat()}
+    if relinked:
+        data["alert_group"] = relinked
+    add_system_entry(session, incident, SystemEvent.REOPENED, text, author=user, now=now, data=data)
     announce(session, incident.id, f":rotating_light: {text}.", now=now)
     reschedule(session, incident, policy, now)
     return incident
+
+
+def current_reopen(session: Session, incident: Incident) -> Reopen | None:
+    """The reopening whose spell is the incident's current one, or None before any reopening."""
+    if not incident.reopened_count:
+        return None
+    return session.exec(
+        select(Reopen).where(Reopen.incident_id == incident.id, Reopen.seq == incident.reopened_count)
+    ).first()
+
+
+def open_time(session: Session, incident: Incident, *, now: datetime | None = None) -> timedelta:
+    """Started -> resolved (else `now`) less the time the incident sat resolved before reopenings."""
+    end = incident.resolved_at or now
+    if end is None:
+        raise ValueError(f"{incident.id} is open: open_time needs `now`")
+    gaps = session.execute(
+        sa.select(Reopen.reopened_at, Reopen.resolved_before).where(Reopen.incident_id == incident.id)
+    ).all()
+    return end - incident.started_at - sum((r - b for r, b in gaps), timedelta())
+
+
+def _relink_alert_group(session: Session, incident: Incident) -> str | None:
+    """Give a reopened alert incident its group back, so that group firing again updates it.
+
+    Not when another incident holds the group already (it fired again while this one was
+    resolved): the unique index allows one open incident per group, and that one is newer.
+    """
+    group = incident.alert_group
+    if group is None or incident.alert_group_open is not None:
+        return None
+    taken = session.execute(sa.select(Incident.id).where(Incident.alert_group_open == group)).first()
+    if taken is not None:
+        log.info("%s reopened; alert group %r stays with %s", incident.id, group, taken[0])
+        return None
+    session.flush()  # the reopening itself, outside the savepoint below
+    try:
+        # A savepoint: a declaration for the group committed since the check above must not cost
+        # the reopening itself; it only keeps the group.
+        with session.begin_nested():
+            incident.alert_group_open = group
+            session.add(incident)
+            session.flush()
+    except sa.exc.IntegrityError:
+        log.info("%s reopened; alert group %r was declared again meanwhile", incident.id, group)
+        return None
+    return group
 
 
 def change_severity(

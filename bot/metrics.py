@@ -8,6 +8,10 @@ Rules that the definitions leave open, decided here once (and printed by the rep
 * Durations are whole seconds. MTTA (declared -> acknowledged) covers acknowledged incidents; MTTM
   (started -> mitigated, or resolved when it never was mitigated) and MTTR (started -> resolved)
   cover resolved incidents only. Still-open incidents have no duration yet.
+* A reopened incident counts once. Its impact is a set of spells: started -> first mitigation
+  (else resolution), and each reopening -> its next mitigation (else resolution); MTTM is the sum
+  of those spells, MTTR (and declared -> resolved for the resolution target) the time it was open
+  up to its final resolution: the time it sat resolved before a reopening counts in neither.
 * Mean from SQL sums; median and p90 by linear interpolation between the closest ranks.
 * "Target met" compares declared -> acknowledged with the response target and declared -> resolved
   with the resolution target (the targets the escalation sweep enforces). An open incident whose
@@ -43,6 +47,7 @@ from storage.models import (
     EscalationKind,
     FollowUp,
     Incident,
+    Reopen,
     RunbookUse,
 )
 
@@ -65,6 +70,7 @@ _incident = cast(sa.Table, Incident.__table__)
 _escalation = cast(sa.Table, Escalation.__table__)
 _follow_up = cast(sa.Table, FollowUp.__table__)
 _runbook_use = cast(sa.Table, RunbookUse.__table__)
+_reopen = cast(sa.Table, Reopen.__table__)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,6 +327,45 @@ def _bucket(column: Any, periods: Sequence[Period]) -> ColumnElement[Any]:
     )
 
 
+def _reopened(dialect: str) -> sa.Subquery:
+    """Per reopened incident: seconds it sat resolved before reopenings, and its later spells' impact."""
+    r = _reopen.c
+    return (
+        sa.select(
+            r.incident_id,
+            sa.func.sum(seconds_between(r.resolved_before, r.reopened_at, dialect)).label("resolved_gap"),
+            # SUM skips a spell still going on (no mitigation yet): only closed spells have a length.
+            sa.func.sum(seconds_between(r.reopened_at, r.mitigated_at, dialect)).label("later_impact"),
+        )
+        .group_by(r.incident_id)
+        .subquery("reopened")
+    )
+
+
+def _durations(dialect: str) -> tuple[sa.Subquery, Any, Any, Any, Any]:
+    """The reopen subquery to outer-join on, and the MTTA, MTTM, MTTR and declared -> resolved
+    expressions in whole seconds (NULL where an incident has no such duration yet)."""
+    c = _incident.c
+    reopened = _reopened(dialect)
+    gap = sa.func.coalesce(reopened.c.resolved_gap, 0)
+    ack = seconds_between(c.declared_at, c.acknowledged_at, dialect)
+    mitigate = sa.case(
+        (
+            c.resolved_at.is_not(None),
+            seconds_between(c.started_at, sa.func.coalesce(c.mitigated_at, c.resolved_at), dialect)
+            + sa.func.coalesce(reopened.c.later_impact, 0),
+        ),
+        else_=None,
+    )
+    resolve = seconds_between(c.started_at, c.resolved_at, dialect) - gap
+    to_resolution = seconds_between(c.declared_at, c.resolved_at, dialect) - gap
+    return reopened, ack, mitigate, resolve, to_resolution
+
+
+def _with_reopens(reopened: sa.Subquery) -> Any:
+    return _incident.outerjoin(reopened, reopened.c.incident_id == _incident.c.id)
+
+
 def _rows(session: Session, statement: Any) -> list[Any]:
     # Core statements on the session's connection: plain tuples, never ORM objects.
     return list(session.connection().execute(statement))
@@ -349,22 +394,17 @@ def summaries(session: Session, *, settings: Settings, periods: Sequence[Period]
     # SQLite too: its temp table costs less than those julianday() calls on a year of incidents
     # (the tracker's twelve months: 421 -> 371 ms on 100,000 incidents). SQLite takes the hint
     # from 3.35; an older one inlines.
+    reopened, ack, mitigate, resolve, to_resolution = _durations(dialect)
     per_incident = (
         sa.select(
             _bucket(c.declared_at, periods).label("bucket"),
             c.severity,
             c.category,
             c.root_cause_class,
-            seconds_between(c.declared_at, c.acknowledged_at, dialect).label("ack"),
-            sa.case(
-                (
-                    c.resolved_at.is_not(None),
-                    seconds_between(c.started_at, sa.func.coalesce(c.mitigated_at, c.resolved_at), dialect),
-                ),
-                else_=None,
-            ).label("mitigate"),
-            seconds_between(c.started_at, c.resolved_at, dialect).label("resolve"),
-            seconds_between(c.declared_at, c.resolved_at, dialect).label("to_resolution"),
+            ack.label("ack"),
+            mitigate.label("mitigate"),
+            resolve.label("resolve"),
+            to_resolution.label("to_resolution"),
             _by_severity(settings.response_targets).label("response_target"),
             _by_severity(settings.resolution_targets).label("resolution_target"),
             sa.case((_deadline_passed(settings.response_targets, now), one), else_=0).label("response_due"),
@@ -372,6 +412,7 @@ def summaries(session: Session, *, settings: Settings, periods: Sequence[Period]
             c.affected_users,
             c.revenue_impact,
         )
+        .select_from(_with_reopens(reopened))
         .where(_declared_in(periods[0].start, periods[-1].end))
         .cte("per_incident")
     )
@@ -466,13 +507,12 @@ def duration_samples(session: Session, *, period: Period) -> dict[str, tuple[lis
     """Per severity: the MTTA, MTTM and MTTR samples (whole seconds) of the period's incidents."""
     dialect = _dialect(session)
     c = _incident.c
-    statement = sa.select(
-        c.severity,
-        seconds_between(c.declared_at, c.acknowledged_at, dialect),
-        seconds_between(c.started_at, sa.func.coalesce(c.mitigated_at, c.resolved_at), dialect),
-        seconds_between(c.started_at, c.resolved_at, dialect),
-        c.resolved_at.is_not(None),
-    ).where(_declared_in(period.start, period.end))
+    reopened, ack, mitigate, resolve, _ = _durations(dialect)
+    statement = (
+        sa.select(c.severity, ack, mitigate, resolve, c.resolved_at.is_not(None))
+        .select_from(_with_reopens(reopened))
+        .where(_declared_in(period.start, period.end))
+    )
     samples: dict[str, tuple[list[int], list[int], list[int]]] = {}
     for severity, ack, mitigate, resolve, resolved in _rows(session, statement):
         acks, mitigations, resolutions = samples.setdefault(severity, ([], [], []))
@@ -534,9 +574,28 @@ def lapsed_targets(
     return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in _rows(session, statement)}
 
 
+def resolved_gaps(session: Session, incident_ids: Sequence[str]) -> dict[str, timedelta]:
+    """Per reopened incident among these: how long it sat resolved before its reopenings."""
+    if not incident_ids:
+        return {}
+    r = _reopen.c
+    gaps: dict[str, timedelta] = {}
+    statement = sa.select(r.incident_id, r.resolved_before, r.reopened_at).where(r.incident_id.in_(incident_ids))
+    for incident_id, resolved_before, reopened_at in _rows(session, statement):
+        gaps[incident_id] = gaps.get(incident_id, timedelta()) + (_as_utc(reopened_at) - _as_utc(resolved_before))
+    return gaps
+
+
 def p0_intervals(session: Session, *, start: datetime, end: datetime, now: datetime) -> list[tuple[datetime, datetime]]:
-    """P0 impact intervals (started -> mitigated, else resolved, else now) overlapping [start, end)."""
+    """P0 impact intervals (started -> mitigated, else resolved, else now) overlapping [start, end),
+    and those of reopened P0s (reopened -> its mitigation, else resolution, else now)."""
     c = _incident.c
+    r = _reopen.c
+    spells = (
+        sa.select(r.reopened_at, r.mitigated_at)
+        .select_from(_reopen.join(_incident, c.id == r.incident_id))
+        .where(c.severity == "P0", r.reopened_at < end, sa.or_(r.mitigated_at.is_(None), r.mitigated_at > start))
+    )
     impact_end = sa.func.coalesce(c.mitigated_at, c.resolved_at)
     statement = sa.select(c.started_at, c.mitigated_at, c.resolved_at).where(
         c.severity == "P0",
@@ -553,6 +612,10 @@ def p0_intervals(session: Session, *, start: datetime, end: datetime, now: datet
         finished = mitigated or resolved or now
         if finished > started:
             intervals.append((started, finished))
+    for reopened_at, mitigated_at in session.execute(spells):
+        began, ended = _as_utc(reopened_at), _as_utc(mitigated_at) if mitigated_at else now
+        if ended > began:
+            intervals.append((began, ended))
     return intervals
 
 

@@ -58,6 +58,10 @@ DEFINITIONS = (
     "**Availability (SLA 99.9%):** `(total minutes − downtime minutes) / total minutes × 100`; downtime "
     "is the union of P0 impact intervals (started → mitigated, else resolved, else now) clipped to the "
     "period, so overlapping outages count once. A period in progress is measured up to now.",
+    "**Reopened incidents** count once. Their impact is a set of intervals (started → first "
+    "mitigation, else resolution; each reopening → its next mitigation, else resolution): MTTM and "
+    "downtime add those up, MTTR is the time open up to the final resolution. The time an incident sat "
+    "resolved before it was reopened counts in neither.",
     "**Repeat incident:** same category and same affected service (or same alert name) as an "
     "incident resolved in the 30 days before it was declared.",
     "**Anomaly:** a week whose incident count exceeds the trailing 12-week mean by more than two "
@@ -200,13 +204,24 @@ def render_postmortem(session: Session, incident_id: str) -> str | None:
         return None
     entries = _timelines(session, [incident.id]).get(incident.id, [])
     follow_ups = _follow_ups(session, [incident.id]).get(incident.id, [])
-    return "\n".join(incident_entry(incident, entries, follow_ups)) + "\n"
+    gap = metrics.resolved_gaps(session, [incident.id]).get(incident.id, timedelta())
+    return "\n".join(incident_entry(incident, entries, follow_ups, resolved_gap=gap)) + "\n"
 
 
-def incident_entry(incident: Incident, entries: Sequence[Any], follow_ups: Sequence[FollowUp]) -> list[str]:
-    """The template block for one incident; used by the postmortem and by the tracker's log."""
+def incident_entry(
+    incident: Incident,
+    entries: Sequence[Any],
+    follow_ups: Sequence[FollowUp],
+    *,
+    resolved_gap: timedelta = timedelta(),
+) -> list[str]:
+    """The template block for one incident; used by the postmortem and by the tracker's log.
+
+    `resolved_gap`: how long a reopened incident sat resolved, which is not part of its MTTR.
+    """
     if incident.resolved_at is not None:
-        mttr = f"{round((incident.resolved_at - incident.started_at).total_seconds() / 60)} minutes"
+        open_time = incident.resolved_at - incident.started_at - resolved_gap
+        mttr = f"{round(open_time.total_seconds() / 60)} minutes"
     else:
         mttr = "- (unresolved)"
     users = f"~{incident.affected_users:,} users" if incident.affected_users is not None else "- (unknown)"
@@ -685,6 +700,7 @@ def _log_section(ctx: _TrackerContext, log_limit: int) -> list[str]:
     ids = [incident.id for incident in recent]
     timelines = _timelines(ctx.session, ids)
     follow_ups = _follow_ups(ctx.session, ids)
+    gaps = metrics.resolved_gaps(ctx.session, ids)
     for summary in shown:
         period = summary.period
         lines += ["", f"### {period.label}", ""]
@@ -692,7 +708,12 @@ def _log_section(ctx: _TrackerContext, log_limit: int) -> list[str]:
         if not summary.total:
             lines.append("*(No incidents recorded)*")
         for incident in in_month:
-            lines += incident_entry(incident, timelines.get(incident.id, []), follow_ups.get(incident.id, []))
+            lines += incident_entry(
+                incident,
+                timelines.get(incident.id, []),
+                follow_ups.get(incident.id, []),
+                resolved_gap=gaps.get(incident.id, timedelta()),
+            )
             lines.append("")
         rest = summary.total - len(in_month)
         if rest > 0:

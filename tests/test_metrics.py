@@ -288,3 +288,104 @@ def test_in_progress_period_is_measured_up_to_now(sessions: SessionFactory) -> N
     value = metrics.availability(intervals, period=period, now=NOW)
     assert value.total_minutes == window.duration.total_seconds() / 60 == 600
     assert value.downtime_minutes == 30
+
+
+# -- reopened incidents (DOMAIN.md, "Reopened incidents") ---------------------------------------
+
+
+def _reopened_p0(sessions: SessionFactory) -> str:
+    """A P0 through the service: 20 min of impact, resolved, reopened 23 h 45 min later, 15 more
+    minutes of impact, resolved 10 minutes after that. Impact 35 min; open 30 + 25 = 55 min."""
+    from bot import incidents
+    from bot.forms import DeclareForm, ResolveForm
+
+    policy = Settings().policy()
+    form = ResolveForm(root_cause="bad deploy", resolution="rolled back", root_cause_class="Code Bug")
+    start = at(17, 10)
+    with unit_of_work(sessions) as session:
+        incident_id = incidents.declare(
+            session, DeclareForm(title="checkout down", severity="P0"), declared_by="U1", policy=policy, now=start
+        ).id
+    steps = [
+        (start + 2 * MIN, lambda s, t: incidents.acknowledge(s, incident_id, user="U1", policy=policy, now=t)),
+        (start + 20 * MIN, lambda s, t: incidents.mitigate(s, incident_id, user="U1", policy=policy, now=t)),
+        (start + 30 * MIN, lambda s, t: incidents.resolve(s, incident_id, form, user="U1", policy=policy, now=t)),
+        (at(18, 10, 15), lambda s, t: incidents.reopen(s, incident_id, user="U2", policy=policy, now=t)),
+        (at(18, 10, 30), lambda s, t: incidents.mitigate(s, incident_id, user="U2", policy=policy, now=t)),
+        (at(18, 10, 40), lambda s, t: incidents.resolve(s, incident_id, form, user="U2", policy=policy, now=t)),
+    ]
+    for when, step in steps:
+        with unit_of_work(sessions) as session:
+            step(session, when)
+    return incident_id
+
+
+def test_a_reopened_p0_counts_its_impact_not_the_day_it_sat_resolved(sessions: SessionFactory) -> None:
+    incident_id = _reopened_p0(sessions)
+    result = week_metrics(sessions)
+    # Clearing the mitigation on reopen made this 10:00 -> next day 10:30: 1,470 minutes.
+    assert result.availability.downtime_minutes == pytest.approx(35)
+    with unit_of_work(sessions) as session:
+        row = session.get(Incident, incident_id)
+        # The first mitigation is kept; the resolution is the final one.
+        assert row is not None and row.mitigated_at == at(17, 10, 20) and row.resolved_at == at(18, 10, 40)
+        assert row.reopened_count == 1
+    p0 = by_severity(result, "P0")
+    assert p0.count == 1  # counted once
+    assert (p0.mttr.count, p0.mttr.mean, p0.mttr.median) == (1, 55 * 60, 55 * 60)
+    assert (p0.mttm.count, p0.mttm.mean, p0.mttm.median) == (1, 35 * 60, 35 * 60)
+    assert result.mttr.mean == 55 * 60
+    # The tracker's current-status MTTR and the month summaries use the same durations.
+    with sessions() as session:
+        status = metrics.current_status(session, settings=Settings(), now=NOW)
+        month = metrics.summaries(session, settings=Settings(), periods=[WEEK], now=NOW)[0]
+    assert status.mttr.current == 55 * 60
+    assert month.severity("P0").mitigate_sum == 35 * 60 and month.severity("P0").resolve_sum == 55 * 60
+
+
+def test_the_weekly_report_prints_the_reopened_p0s_real_downtime(sessions: SessionFactory) -> None:
+    from bot import reports
+
+    incident_id = _reopened_p0(sessions)
+    with sessions() as session:
+        text = reports.render_report(session, Settings(), "weekly", NOW)
+        postmortem = reports.render_postmortem(session, incident_id)
+        tracker = reports.render_tracker(session, Settings(), NOW)
+    assert "35.0 min" in text and "1470.0 min" not in text
+    # The postmortem's and the tracker log's MTTR: open time, not 24 h 40 min.
+    assert postmortem is not None and "**MTTR:** 55 minutes" in postmortem
+    assert "**MTTR:** 55 minutes" in tracker
+
+
+def test_an_ongoing_reopened_p0_is_down_from_its_reopening_until_now(sessions: SessionFactory) -> None:
+    from bot import incidents
+    from bot.forms import DeclareForm, ResolveForm
+
+    policy = Settings().policy()
+    with unit_of_work(sessions) as session:
+        incident_id = incidents.declare(
+            session, DeclareForm(title="db down", severity="P0"), declared_by="U1", policy=policy, now=at(22, 20)
+        ).id
+    form = ResolveForm(root_cause="disk", resolution="grew it", root_cause_class="Capacity Issue")
+    with unit_of_work(sessions) as session:
+        incidents.resolve(session, incident_id, form, user="U1", policy=policy, now=at(22, 20, 10))
+    with unit_of_work(sessions) as session:
+        incidents.reopen(session, incident_id, user="U1", policy=policy, now=at(22, 23, 30))
+    # 10 minutes, then the reopened spell from 23:30 to the end of the week: 40 minutes.
+    assert week_metrics(sessions).availability.downtime_minutes == pytest.approx(10 + 30)
+    with sessions() as session:
+        (row,) = session.exec(select_reopens()).all()
+    assert (row.seq, row.resolved_before, row.reopened_at, row.mitigated_at) == (
+        1,
+        at(22, 20, 10),
+        at(22, 23, 30),
+        None,
+    )
+
+
+def select_reopens():  # type: ignore[no-untyped-def]
+    from sqlmodel import select
+
+    from storage.models import Reopen
+
+    return select(Reopen).order_by(Reopen.id)  # type: ignore[arg-type]

@@ -21,8 +21,30 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table('reopen',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('incident_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('resolved_before', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reopened_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reopened_by', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    sa.Column('mitigated_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['incident_id'], ['incident.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('incident_id', 'seq', name='uq_reopen_seq')
+    )
+    with op.batch_alter_table('incident') as batch_op:
+        batch_op.add_column(sa.Column('alert_group', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+    # Incidents declared before this revision: the open ones still hold their group; resolved
+    # ones are found through the notifications that were linked to them.
+    op.execute("UPDATE incident SET alert_group = alert_group_open WHERE alert_group_open IS NOT NULL")
+    op.execute(
+        "UPDATE incident SET alert_group = (SELECT MIN(n.group_key) FROM alert_notification n"
+        " WHERE n.incident_id = incident.id) WHERE alert_group IS NULL AND source = 'alertmanager'"
+    )
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('incident') as batch_op:
+        batch_op.drop_column('alert_group')
+    op.drop_table('reopen')
