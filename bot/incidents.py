@@ -33,6 +33,7 @@ from storage.models import Status as S
 
 log = logging.getLogger(__name__)
 
+
 class IncidentError(Exception):
     """A request the user can fix; the message is shown to them as it is."""
 

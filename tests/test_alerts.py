@@ -428,6 +428,50 @@ def test_a_group_fires_a_new_incident_once_the_first_is_resolved(sessions: db.Se
     assert [i.status for i in all_incidents(sessions)] == ["Resolved", "Investigating"]
 
 
+def _resolve(sessions: db.SessionFactory, incident_id: str, *, now: datetime) -> None:
+    with unit_of_work(sessions) as session:
+        form = ResolveForm(root_cause="disk", resolution="cleaned", root_cause_class="Capacity Issue")
+        incidents.resolve(session, incident_id, form, user="U0ALICE", policy=settings().policy(), now=now)
+
+
+def _reopen(sessions: db.SessionFactory, incident_id: str, *, now: datetime) -> None:
+    with unit_of_work(sessions) as session:
+        incidents.reopen(session, incident_id, user="U0BOB", policy=settings().policy(), now=now)
+
+
+def test_a_reopened_incident_takes_its_group_back(sessions: db.SessionFactory) -> None:
+    """The group firing again after its incident was reopened updates that incident: no second one."""
+    first = take(sessions, notification(alert()))
+    take(sessions, notification(alert(status="resolved", ends=NOW)), now=NOW + timedelta(minutes=1))
+    _resolve(sessions, first.incident_id or "", now=NOW + timedelta(minutes=5))
+    _reopen(sessions, first.incident_id or "", now=NOW + timedelta(hours=3))
+    (reopened,) = all_incidents(sessions)
+    assert reopened.alert_group_open == '{}:{alertname="DiskFull"}'
+    later = NOW + timedelta(hours=3, minutes=1)
+    again = take(sessions, notification(alert(starts=NOW + timedelta(hours=3))), now=later)
+    assert (again.incident_id, again.declared, again.changed) == (first.incident_id, False, True)
+    assert [i.status for i in all_incidents(sessions)] == ["Investigating"]
+    assert [e.event for e in alert_entries(sessions, first.incident_id or "")][-1] == "alert_updated"
+    # Resolving again lets go of the group, as the first resolution did.
+    _resolve(sessions, first.incident_id or "", now=NOW + timedelta(hours=4))
+    assert all_incidents(sessions)[0].alert_group_open is None
+
+
+def test_reopening_leaves_the_group_to_a_newer_incident(sessions: db.SessionFactory) -> None:
+    first = take(sessions, notification(alert()))
+    _resolve(sessions, first.incident_id or "", now=NOW + timedelta(minutes=5))
+    second = take(sessions, notification(alert(starts=NOW + timedelta(hours=1))), now=NOW + timedelta(hours=1))
+    assert second.declared
+    _reopen(sessions, first.incident_id or "", now=NOW + timedelta(hours=2))
+    by_id = {i.id: i for i in all_incidents(sessions)}
+    assert by_id[first.incident_id or ""].status == "Investigating"
+    assert by_id[first.incident_id or ""].alert_group_open is None
+    assert by_id[second.incident_id or ""].alert_group_open == '{}:{alertname="DiskFull"}'
+    both = notification(alert(starts=NOW + timedelta(hours=1)), alert(instance="b"))
+    update = take(sessions, both, now=NOW + timedelta(hours=3))
+    assert update.incident_id == second.incident_id and not update.declared
+
+
 def test_a_concurrent_declaration_is_taken_as_an_update(
     sessions: db.SessionFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,12 +6,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from incident_rows import incident, store
+from sqlmodel import select
 
 from bot import metrics
 from bot.periods import current_period, custom_period, previous_period
 from bot.settings import Settings
 from storage.db import SessionFactory, unit_of_work
-from storage.models import Escalation, FollowUp, Incident, RunbookUse
+from storage.models import Escalation, FollowUp, Incident, RunbookUse, TimelineEntry
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # Monday: the weekly digest's moment
 WEEK = previous_period("weekly", NOW, "UTC")  # 2026-11-16 -> 2026-11-23
@@ -330,6 +331,12 @@ def test_a_reopened_p0_counts_its_impact_not_the_day_it_sat_resolved(sessions: S
         # The first mitigation is kept; the resolution is the final one.
         assert row is not None and row.mitigated_at == at(17, 10, 20) and row.resolved_at == at(18, 10, 40)
         assert row.reopened_count == 1
+        resolved = session.exec(
+            select(TimelineEntry).where(TimelineEntry.incident_id == incident_id, TimelineEntry.event == "resolved")
+        ).all()
+    # The thread is told the MTTR so far: 30 minutes, then 55 (not 24 h 40 min).
+    assert [e.data["mttr_seconds"] for e in resolved] == [30 * 60, 55 * 60]
+    assert "MTTR 55m" in resolved[-1].text
     p0 = by_severity(result, "P0")
     assert p0.count == 1  # counted once
     assert (p0.mttr.count, p0.mttr.mean, p0.mttr.median) == (1, 55 * 60, 55 * 60)
@@ -384,8 +391,6 @@ def test_an_ongoing_reopened_p0_is_down_from_its_reopening_until_now(sessions: S
 
 
 def select_reopens():  # type: ignore[no-untyped-def]
-    from sqlmodel import select
-
     from storage.models import Reopen
 
     return select(Reopen).order_by(Reopen.id)  # type: ignore[arg-type]
