@@ -135,19 +135,33 @@ def plan(clock: IncidentClock, policy: Policy, fired: list[Fired], now: datetime
     return due, min(looks, default=None)
 
 
+def quiet_since(clock: IncidentClock) -> datetime | None:
+    """When the current quiet spell began: the acknowledgement or the last timeline activity."""
+    if clock.acknowledged_at is None:
+        return None
+    return max([clock.acknowledged_at] + ([clock.last_activity_at] if clock.last_activity_at else []))
+
+
 def _nudge(clock: IncidentClock, policy: Policy, fired: list[Fired], now: datetime) -> Due | None:
-    """The next update nudge: silence for UPDATE_REMINDER after acknowledgement or the last nudge."""
+    """The next update nudge: UPDATE_REMINDER of silence after the spell began or its last nudge.
+
+    At most ESCALATION_MAX_REPEATS + 1 per quiet spell: a commander who has not answered three
+    reminders is not helped by a fourth every half hour. Activity in the thread starts a new spell
+    (and moves last_activity_at). Only while Investigating: once mitigated the pressure is off.
+    """
     silence = policy.update_reminder.get(clock.severity)
-    if silence is None or clock.acknowledged_at is None:
+    since = quiet_since(clock)
+    if silence is None or since is None or clock.status != Status.INVESTIGATING:
         return None
     nudges = [f for f in fired if f.kind == EscalationKind.UPDATE_NUDGE]
-    since = max(
-        [clock.acknowledged_at]
-        + ([clock.last_activity_at] if clock.last_activity_at else [])
-        + [f.fired_at for f in nudges]
-    )
+    # A nudge is due a whole silence after the spell began, so this spell's fired strictly after it.
+    spell = [f for f in nudges if f.fired_at > since]
+    if len(spell) > policy.max_repeats:
+        return None
+    # Levels count across spells: each (incident, kind, level) is claimed once, for good.
     level = max((f.level for f in nudges), default=-1) + 1
-    return Due(kind=EscalationKind.UPDATE_NUDGE, level=level, due_at=since + silence, target=None)
+    due_at = max([since] + [f.fired_at for f in spell]) + silence
+    return Due(kind=EscalationKind.UPDATE_NUDGE, level=level, due_at=due_at, target=None)
 
 
 def contacts_for_level(contacts: list[str], levels: list[list[str]] | None, level: int) -> list[str]:

@@ -152,7 +152,8 @@ def _announce(
     refreshed: set[str] = set()
     for (incident, item), escalation_id in won:
         if item.kind == EscalationKind.UPDATE_NUDGE:
-            quiet_since = item.due_at - policy.update_reminder[incident.severity]
+            # Since the spell began, not since the last nudge: the third one says 1h 30m, not 30m.
+            quiet_since = deadlines.quiet_since(deadlines.clock_of(incident)) or now
             text = nudge_text(incident, quiet_since, now)
             entries.append(_entry(incident.id, SystemEvent.NUDGED, text, {"level": item.level}, now))
         else:

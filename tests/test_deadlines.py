@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from freezegun import freeze_time
@@ -172,3 +173,53 @@ def test_contacts_widen_by_level() -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(12, "12s"), (300, "5m"), (3900, "1h 05m"), (3 * 86400 + 7200, "3d 2h")])
 def test_format_duration(seconds: int, text: str) -> None:
     assert format_duration(timedelta(seconds=seconds)) == text
+
+
+def _sweep_each_minute(incident: IncidentClock, fired: list[Fired], frozen: Any, minutes: int) -> list[Fired]:
+    """Plan as the sweep does, once a minute of frozen time; records what fired, returns the nudges."""
+    nudges = []
+    for _ in range(minutes):
+        for item in plan(incident, POLICY, fired, utcnow())[0]:
+            fired.append(Fired(item.kind.value, item.level, utcnow()))
+            nudges += [fired[-1]] if item.kind == "update_nudge" else []
+        frozen.tick(timedelta(minutes=1))
+    return nudges
+
+
+def test_nudges_stop_after_max_repeats_plus_one_per_quiet_spell() -> None:
+    """An idle acknowledged P0 used to be nudged every 30 minutes for ever."""
+    acked = clock("P0", acknowledged_at=T0 + timedelta(minutes=1), last_activity_at=T0 + timedelta(minutes=1))
+    fired: list[Fired] = []
+    with freeze_time(T0) as frozen:
+        nudges = _sweep_each_minute(acked, fired, frozen, 6 * 60)
+        # ESCALATION_MAX_REPEATS = 2: three nudges, 30 minutes apart, then none however long it idles.
+        assert [(n.level, n.fired_at) for n in nudges] == [
+            (0, T0 + timedelta(minutes=31)),
+            (1, T0 + timedelta(minutes=61)),
+            (2, T0 + timedelta(minutes=91)),
+        ]
+        # Nor does the sweep have to come back for one.
+        assert plan(acked, POLICY, fired, utcnow()) == ([], None)
+
+        # A reply in the thread starts a new quiet spell: three more at most, levels going on.
+        spoke = utcnow()
+        replied = clock("P0", acknowledged_at=acked.acknowledged_at, last_activity_at=spoke)
+        nudges = _sweep_each_minute(replied, fired, frozen, 3 * 60)
+        assert [(n.level, n.fired_at - spoke) for n in nudges] == [
+            (3, timedelta(minutes=30)),
+            (4, timedelta(minutes=60)),
+            (5, timedelta(minutes=90)),
+        ]
+
+
+def test_no_nudges_while_mitigated_or_resolved() -> None:
+    acked = T0 + timedelta(minutes=1)
+    with freeze_time(T0) as frozen:
+        mitigated = clock("P1", status="Mitigated", acknowledged_at=acked, last_activity_at=acked)
+        assert _sweep_each_minute(mitigated, [], frozen, 4 * 60) == []
+        resolved = clock("P0", status="Resolved", acknowledged_at=acked, resolved_at=acked + timedelta(minutes=9))
+        assert _sweep_each_minute(resolved, [], frozen, 4 * 60) == []
+    # Reopened (Investigating again): the reopening's activity starts a spell and nudges resume.
+    reopened = clock("P0", acknowledged_at=acked, last_activity_at=T0 + timedelta(hours=5))
+    due, _ = plan(reopened, POLICY, [], T0 + timedelta(hours=5, minutes=30))
+    assert due_kinds(due)[-1] == ("update_nudge", 0)

@@ -338,3 +338,55 @@ def test_a_severity_raise_committed_mid_sweep_is_not_overwritten(
         assert incident is not None and incident.severity == "P0"
         # P0's targets (5 and 10 minutes) lapsed long ago: it is due now, not in 59 minutes.
         assert incident.next_check_at is not None and incident.next_check_at <= now + timedelta(minutes=1)
+
+
+def test_an_idle_acknowledged_p0_is_nudged_at_most_max_repeats_plus_one_times(sessions: Any) -> None:
+    """Through the sweep and the database: three nudges per quiet spell, none once Mitigated."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot import escalation, incidents
+    from bot.forms import DeclareForm
+    from bot.settings import Settings
+    from storage.models import SystemEvent
+
+    settings = Settings(slack_bot_token="xoxb-x", slack_signing_secret="s")  # MAX_REPEATS 2, P0 nudge 30 min
+    policy = settings.policy()
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    with unit_of_work(sessions) as session:
+        idle = incidents.declare(
+            session, DeclareForm(title="idle", severity="P0"), declared_by="U1", policy=policy, now=t0
+        )
+        calm = incidents.declare(
+            session, DeclareForm(title="calm", severity="P0"), declared_by="U1", policy=policy, now=t0
+        )
+    with unit_of_work(sessions) as session:
+        incidents.acknowledge(session, idle.id, user="U1", policy=policy, now=t0 + timedelta(minutes=1))
+        incidents.acknowledge(session, calm.id, user="U1", policy=policy, now=t0 + timedelta(minutes=1))
+    with unit_of_work(sessions) as session:
+        incidents.mitigate(session, calm.id, user="U1", policy=policy, now=t0 + timedelta(minutes=2))
+
+    def sweep_until(end: datetime) -> None:
+        # Every sweep the scheduler would run, taken at the moments the incidents ask to be looked at.
+        while True:
+            with unit_of_work(sessions) as session:
+                due = [i.next_check_at for i in session.exec(select(Incident)) if i.next_check_at is not None]
+            if not due or min(due) > end:
+                return
+            escalation.sweep(sessions, settings, now=min(due))
+
+    def nudges(incident_id: str) -> list[TimelineEntry]:
+        with unit_of_work(sessions) as session:
+            statement = select(TimelineEntry).where(
+                TimelineEntry.incident_id == incident_id, TimelineEntry.event == SystemEvent.NUDGED.value
+            )
+            return list(session.exec(statement.order_by(TimelineEntry.id)))  # type: ignore[arg-type]
+
+    sweep_until(t0 + timedelta(hours=8))
+    assert [e.occurred_at - t0 for e in nudges(idle.id)] == [timedelta(minutes=m) for m in (31, 61, 91)]
+    assert "for 1h 30m" in nudges(idle.id)[-1].text  # counted from the start of the quiet spell
+    assert nudges(calm.id) == []
+    # A severity change is activity in the thread: a new spell, and nudges again.
+    with unit_of_work(sessions) as session:
+        incidents.change_severity(session, idle.id, "P1", user="U1", policy=policy, now=t0 + timedelta(hours=8))
+    sweep_until(t0 + timedelta(hours=16))
+    assert len(nudges(idle.id)) == 6
