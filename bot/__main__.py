@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from pathlib import Path
 
 from bot.settings import Settings, SettingsError, load_settings
 from storage import db
@@ -44,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.service import run
 
             return run(settings)
+        if args.command == "outbox":
+            return _outbox(args, settings)
         return _offline(args, settings)
     except SettingsError as exc:
         print(f"incident-bot: {exc}", file=sys.stderr)
@@ -92,8 +94,6 @@ def _offline(args: argparse.Namespace, settings: Settings) -> int:
 
             return post_report_now(settings, sessions, args.period)
         return 0
-    if args.command == "outbox":
-        return _outbox(args, sessions, utcnow())
     if args.command == "seed":
         from bot.seed import SeedRefused, seed
 
@@ -110,12 +110,16 @@ def _offline(args: argparse.Namespace, settings: Settings) -> int:
     raise AssertionError(args.command)
 
 
-def _outbox(args: argparse.Namespace, sessions: db.SessionFactory, now: datetime) -> int:
-    from bot import outbox
+def _outbox(args: argparse.Namespace, settings: Settings) -> int:
+    """Dead letters: listed, or queued again. Opens the database the bot uses and never creates one."""
+    from bot import logs, outbox
+    from storage.models import utcnow
 
+    logs.configure("WARNING")
+    sessions = _existing_database(settings.database_url)
     if args.action == "retry":
         with db.unit_of_work(sessions) as session:
-            queued = outbox.retry_dead_letters(session, args.ids or None, now=now)
+            queued = outbox.retry_dead_letters(session, args.ids or None, now=utcnow())
         print(f"queued {queued} dead letter{'s' if queued != 1 else ''} again; the running bot sends them")
         return 0
     if args.ids:
@@ -130,6 +134,23 @@ def _outbox(args: argparse.Namespace, sessions: db.SessionFactory, now: datetime
         when = row.dead_at.strftime("%Y-%m-%d %H:%M UTC") if row.dead_at else "?"
         print(f"{row.id}\t{row.kind}\t{row.incident_id or '-'}\t{when}\t{row.last_error or ''}")
     return 0
+
+
+def _existing_database(url: str) -> db.SessionFactory:
+    """The bot's database as it is: a missing SQLite file or an unmigrated schema is an error, not
+    something to create (a mistyped DATABASE_URL must not leave an empty database behind)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(db.normalise_url(url))
+    path = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and path not in ("", ":memory:") and not Path(path).is_file():
+        raise db.DatabaseError(f"no database at {path} (DATABASE_URL)")
+    engine = db.create_db_engine(url)
+    if not db.ping(engine):
+        raise db.DatabaseError("cannot reach the database (DATABASE_URL)")
+    if not db.is_ready(engine):
+        raise db.DatabaseError("the database is not at the latest revision: run `incident-bot db upgrade`")
+    return db.session_factory(engine)
 
 
 if __name__ == "__main__":

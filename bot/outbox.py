@@ -122,10 +122,10 @@ def dead_letters(session: Session) -> list[Outbox]:
     return list(session.scalars(query))
 
 
-def count_dead_letters(connection: sa.Connection) -> int:
-    """How many dead letters there are (the health detail)."""
+def count_dead_letters(session: Session | sa.Connection) -> int:
+    """How many dead letters there are (the /healthz detail, which passes a plain connection)."""
     table = Outbox.__table__  # type: ignore[attr-defined]
-    return int(connection.execute(sa.select(sa.func.count()).where(table.c.dead_at.is_not(None))).scalar_one())
+    return int(session.execute(sa.select(sa.func.count()).where(table.c.dead_at.is_not(None))).scalar_one())
 
 
 def retry_dead_letters(session: Session, ids: list[int] | None = None, *, now: datetime) -> int:
