@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import sqlalchemy as sa
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlmodel import select
 
 from bot import timeline
+from bot.jobs import database_errors
 from bot.listeners.events import to_change
 from bot.runtime import Runtime
 from storage.db import unit_of_work
@@ -84,7 +84,5 @@ def _pinned(message: dict[str, Any]) -> bool:
 
 
 def backfill_job(rt: Runtime) -> None:
-    try:
+    with database_errors(log, "timeline backfill"):
         backfill(rt)
-    except sa.exc.SQLAlchemyError:
-        log.warning("timeline backfill skipped: database unavailable")

@@ -29,6 +29,7 @@ from sqlmodel import Session, select
 from bot import chart, metrics, mrkdwn
 from bot.blocks.digest import ActionItem, DigestData, digest_message
 from bot.delivery import Deliverer, Send
+from bot.jobs import database_errors
 from bot.outbox import OutboxKind, enqueue, insert_ignoring_conflict
 from bot.periods import Period, current_period, periods_back, previous_period
 from bot.runtime import Runtime
@@ -103,12 +104,11 @@ def run_digest(rt: Runtime, kind: str, *, now: datetime | None = None) -> bool:
     """The scheduled job: claim the period that just ended and queue its post; True when this call won."""
     now = now or utcnow()
     period = previous_period(kind, now, rt.settings.digest_timezone)
-    try:
+    won = False
+    with database_errors(log, f"claiming the {kind} digest for {period.label}"):
         with unit_of_work(rt.sessions) as session:
-            won = claim(session, period, now=now)
-    except sa.exc.SQLAlchemyError:
-        log.warning("%s digest for %s not claimed: database unavailable", kind, period.label)
-        return False
+            claimed = claim(session, period, now=now)
+        won = claimed  # only once the claim is committed
     if won:
         log.info("claimed the %s digest for %s", kind, period.label)
         rt.deliverer.kick()

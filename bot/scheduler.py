@@ -10,6 +10,8 @@ import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot import escalation, timeline
+from bot.jobs import database_errors, run_logged
+from bot.retention import retention_job
 from bot.runtime import Runtime
 from storage.db import unit_of_work
 from storage.models import ProcessedEvent, utcnow
@@ -17,34 +19,27 @@ from storage.models import ProcessedEvent, utcnow
 log = logging.getLogger(__name__)
 # Slack stops retrying an event after about an hour; a day of ids is ample to recognise repeats.
 EVENT_MEMORY = timedelta(days=1)
+RETENTION_FIRST_RUN = timedelta(minutes=10)
 
 
 def sweep_job(rt: Runtime) -> None:
     """Escalate what is due, then deliver whatever the outbox still holds (retries included)."""
-    try:
-        claimed = escalation.sweep(rt.sessions, rt.settings)
-    except sa.exc.SQLAlchemyError:
-        # The database is away; the next interval tries again and finds the same due work.
-        log.warning("escalation sweep skipped: database unavailable")
+    # The database away: the next interval tries again and finds the same due work.
+    claimed = run_logged(log, "escalation sweep", lambda: escalation.sweep(rt.sessions, rt.settings))
+    if claimed is None:
         return
     if claimed:
         log.info("sweep claimed %d escalation(s)", len(claimed))
     rt.deliverer.kick()
-    try:
-        # A pin and its reply handled at the same instant in two transactions can miss each other.
-        with unit_of_work(rt.sessions) as session:
-            timeline.apply_pending_pins(session)
-    except sa.exc.SQLAlchemyError:
-        log.warning("pending pins not applied: database unavailable")
+    # A pin and its reply handled at the same instant in two transactions can miss each other.
+    with database_errors(log, "applying pending pins"), unit_of_work(rt.sessions) as session:
+        timeline.apply_pending_pins(session)
 
 
 def forget_old_events(rt: Runtime) -> None:
-    try:
-        with unit_of_work(rt.sessions) as session:
-            session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.received_at < utcnow() - EVENT_MEMORY))
-            timeline.apply_pending_pins(session, older_than=utcnow() - EVENT_MEMORY)
-    except sa.exc.SQLAlchemyError:
-        log.warning("event id clean-up skipped: database unavailable")
+    with database_errors(log, "event id clean-up"), unit_of_work(rt.sessions) as session:
+        session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.received_at < utcnow() - EVENT_MEMORY))
+        timeline.apply_pending_pins(session, older_than=utcnow() - EVENT_MEMORY)
 
 
 def build_scheduler(rt: Runtime, *, extra_jobs: list[dict[str, Any]] | None = None) -> BackgroundScheduler:
@@ -69,6 +64,17 @@ def build_scheduler(rt: Runtime, *, extra_jobs: list[dict[str, Any]] | None = No
 
         every(backfill_job, rt.settings.timeline_backfill_interval, "timeline-backfill")
     scheduler.add_job(forget_old_events, "interval", hours=1, args=[rt], id="forget-events", max_instances=1)
+    # Daily, and first a little after start-up: a bot restarted every day would otherwise never prune.
+    scheduler.add_job(
+        retention_job,
+        "interval",
+        days=1,
+        args=[rt],
+        id="retention",
+        next_run_time=datetime.now(UTC) + RETENTION_FIRST_RUN,
+        max_instances=1,
+        coalesce=True,
+    )
     for job in extra_jobs or []:
         scheduler.add_job(**job)
     return scheduler
