@@ -104,13 +104,18 @@ class Settings(BaseSettings):
     alert_default_severity: str = "P2"
 
     timeline_backfill_interval: float = Field(default=300, ge=0)  # seconds; 0 turns the backfill off
+    # How long delivered outbox rows, processed-event keys, alert notifications and done inbox
+    # requests are kept (bot/retention.py): long enough to recognise any redelivery, and to debug.
+    retention: timedelta = timedelta(days=90)
 
     log_level: str = "INFO"
     # The work after each ack runs in a second process, so it never holds the acks' interpreter
     # lock (bot/worker.py). False runs everything in one process: simpler to debug, slower acks.
     worker_process: bool = True
 
-    @field_validator("response_targets", "resolution_targets", "update_reminder", "escalation_repeat", mode="before")
+    @field_validator(
+        "response_targets", "resolution_targets", "update_reminder", "escalation_repeat", "retention", mode="before"
+    )
     @classmethod
     def _plain_seconds(cls, value: Any) -> Any:
         # pydantic reads "PT5M" and 300 but not "300"; a plain number, quoted or not, means seconds.
@@ -130,6 +135,13 @@ class Settings(BaseSettings):
     @classmethod
     def _reminder_keys(cls, value: dict[str, timedelta], info: Any) -> dict[str, timedelta]:
         _check_severity_keys(value, info.field_name)
+        return value
+
+    @field_validator("retention")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration, e.g. P90D or 7776000 (seconds)")
         return value
 
     @field_validator("escalation_contacts")

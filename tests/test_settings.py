@@ -314,3 +314,17 @@ def test_http_mode_with_both_secrets_is_ready_to_run(monkeypatch: pytest.MonkeyP
     s = load_settings()
     assert s.socket_mode is False
     assert s.require_for_run() is None
+
+
+def test_retention_defaults_to_90_days_and_takes_iso_8601_or_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().retention == timedelta(days=90)
+    monkeypatch.setenv("RETENTION", "P30D")
+    assert load_settings().retention == timedelta(days=30)
+    monkeypatch.setenv("RETENTION", "86400")
+    assert load_settings().retention == timedelta(days=1)
+
+
+@pytest.mark.parametrize("value", ["0", "PT0S", "-60", "-P1D", "ninety days"])
+def test_a_zero_negative_or_unreadable_retention_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    message = _error(monkeypatch, RETENTION=value)
+    assert message.startswith("invalid settings: RETENTION:"), message
