@@ -75,9 +75,12 @@ def sweep(
         # that a concurrent acknowledgement or severity change made stale: on PostgreSQL a row
         # being changed right now is skipped (its own transaction moves next_check_at, and the
         # next pass sees it); SQLite's one writer (BEGIN IMMEDIATE) already serialises them.
-        # SKIP LOCKED also lets replicas sweeping at once take different incidents.
+        # SKIP LOCKED also lets replicas sweeping at once take different incidents. FOR NO KEY
+        # UPDATE (the lock the UPDATE of next_check_at takes anyway) still makes acknowledge and
+        # change_severity (FOR UPDATE) wait, but not the foreign-key checks (FOR KEY SHARE) of
+        # replies and outbox rows being written for these incidents meanwhile.
         query = select(Incident).where(Incident.id.in_(due_ids)).order_by(Incident.id)  # type: ignore[attr-defined]
-        due_incidents = list(session.exec(query.with_for_update(skip_locked=True)))
+        due_incidents = list(session.exec(query.with_for_update(key_share=True, skip_locked=True)))
         if not due_incidents:
             return []
         fired = _fired_by_incident(session, [i.id for i in due_incidents])

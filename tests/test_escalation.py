@@ -390,3 +390,54 @@ def test_an_idle_acknowledged_p0_is_nudged_at_most_max_repeats_plus_one_times(se
         incidents.change_severity(session, idle.id, "P1", user="U1", policy=policy, now=t0 + timedelta(hours=8))
     sweep_until(t0 + timedelta(hours=16))
     assert len(nudges(idle.id)) == 6
+
+
+def test_an_acknowledgement_committed_mid_sweep_is_not_announced_as_missing(
+    sessions: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An escalation saying "no acknowledgement yet" may only be claimed before the acknowledgement."""
+    import threading
+    from datetime import timedelta
+
+    from bot import escalation, incidents
+    from bot.forms import DeclareForm
+    from bot.settings import Settings
+    from storage.models import utcnow
+
+    settings = Settings(slack_bot_token="xoxb-x", slack_signing_secret="s")
+    now = utcnow()
+    with unit_of_work(sessions) as session:
+        p0 = incidents.declare(
+            session,
+            DeclareForm(title="checkout down", severity="P0"),
+            declared_by="U1",
+            policy=settings.policy(),
+            now=now - timedelta(minutes=6),  # its response target lapsed a minute ago
+        )
+    acked_mid_sweep = threading.Event()
+
+    def acknowledge() -> None:
+        with unit_of_work(sessions) as session:
+            incidents.acknowledge(session, p0.id, user="U2", policy=settings.policy(), now=now)
+        acked_mid_sweep.set()
+
+    real = escalation._fired_by_incident
+    acker = threading.Thread(target=acknowledge)
+
+    def read_then_let_the_ack_commit(session: Any, incident_ids: list[str]) -> Any:
+        if acker.ident is None:
+            acker.start()
+            acker.join(0.7)  # commits now, unless the sweep's lock makes it wait for the sweep
+        return real(session, incident_ids)
+
+    monkeypatch.setattr(escalation, "_fired_by_incident", read_then_let_the_ack_commit)
+    claimed = escalation.sweep(sessions, settings, now=now)
+    committed_during_sweep = acked_mid_sweep.is_set()
+    acker.join(10)
+    assert acked_mid_sweep.is_set()  # the acknowledgement went through, after the sweep
+    response = [c for c in claimed if c.kind == "response"]
+    # Announcing the lapse is right only if the sweep owned the row while it decided.
+    assert not (committed_during_sweep and response), "announced a missing acknowledgement that had committed"
+    with unit_of_work(sessions) as session:
+        incident = session.get(Incident, p0.id)
+        assert incident is not None and incident.acknowledged_at == now
