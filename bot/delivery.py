@@ -167,11 +167,14 @@ class _Leases:
 
     def _renew(self, row_id: int, token: str) -> None:
         try:
+            now = utcnow()
             with unit_of_work(self.sessions) as session:
+                # Only a live claim: a send that finished meanwhile left it cleared (or expired, when
+                # its outcome is unknown), and renewing that would hold the row back for a lease.
                 renewed = session.execute(
                     sa.update(Outbox)
-                    .where(Outbox.id == row_id, Outbox.claim_token == token)  # type: ignore[arg-type]
-                    .values(claimed_until=utcnow() + LEASE)
+                    .where(Outbox.id == row_id, Outbox.claim_token == token, Outbox.claimed_until > now)  # type: ignore[arg-type,operator]
+                    .values(claimed_until=now + LEASE)
                     .execution_options(preserve_rowcount=True)
                 ).rowcount  # type: ignore[attr-defined]
         except sa.exc.SQLAlchemyError as exc:
@@ -180,7 +183,8 @@ class _Leases:
             log.warning("could not renew the claim on Slack call %s: %s", row_id, type(exc).__name__)
             return
         if renewed != 1:
-            log.warning("Slack call %s: its claim was taken over while it was being sent", row_id)
+            # Finished meanwhile, or taken over (which the send learns, and logs, when it tries to
+            # record its delivery): nothing left to renew either way.
             self.release(row_id)
 
 
