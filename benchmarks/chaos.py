@@ -91,8 +91,9 @@ class Ledger:
     """What the load generator was told "done" (HTTP 200) for."""
 
     declared: set[str] = field(default_factory=set)  # titles
-    acked_clicks: list[tuple[str, str]] = field(default_factory=list)  # (incident id, "ack"|"mitigate")
-    replies: set[tuple[str, str]] = field(default_factory=set)  # (incident id, ts)
+    # Incident ids repeat across the two databases, so each entry names its cluster too.
+    acked_clicks: list[tuple[str, str, str]] = field(default_factory=list)  # (cluster, incident id, action)
+    replies: set[tuple[str, str, str]] = field(default_factory=set)  # (cluster, incident id, ts)
     not_acked: int = 0  # requests Slack would have given up on (three non-200 answers)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -102,10 +103,12 @@ def send(replicas: list[Replica], request: sr.SignedRequest, rng: random.Random)
     for _ in range(4):
         replica = rng.choice(replicas)
         try:
-            status, _, _ = sr.post(replica.url, request, timeout=3)
+            status, body, _ = sr.post(replica.url, request, timeout=3)
         except OSError:
-            status = 0
-        if status == 200:
+            status, body = 0, b""
+        # A form answered with errors stays open (the bot could not store it): a person submits
+        # it again, with the same view id.
+        if status == 200 and b'"response_action": "errors"' not in body and b'"response_action":"errors"' not in body:
             return True
         time.sleep(0.5)
     return False
@@ -136,7 +139,7 @@ def load(
     n = 0
     while time.monotonic() < until:
         n += 1
-        title = f"chaos {cluster} [{n}]"
+        title = f"chaos {cluster} [{seed}-{n}]"
         view_id = f"V{cluster[:2].upper()}{seed}{n:05d}"
         submission = sr.view_submission(
             Callback.DECLARE.value, declare_values(title, "P2"), secret=SECRET, view_id=view_id
@@ -156,7 +159,7 @@ def load(
             )
             if send(replicas, event, rng):
                 with ledger.lock:
-                    ledger.replies.add((incident.id, ts))
+                    ledger.replies.add((cluster, incident.id, ts))
         for action, field_name in ((Action.ACKNOWLEDGE, "acknowledged_at"), (Action.MITIGATE, "mitigated_at")):
             click = sr.block_action(
                 action.value,
@@ -169,7 +172,7 @@ def load(
                 ledger.not_acked += 1
                 break
             with ledger.lock:
-                ledger.acked_clicks.append((incident.id, action.value))
+                ledger.acked_clicks.append((cluster, incident.id, action.value))
             # A person clicks the next button once the card shows the first change.
             if not wait_for(lambda t=title, f=field_name: getattr(incidents_of(sessions).get(t), f, None), 30):
                 break
@@ -208,7 +211,10 @@ def inject(replicas: list[Replica], fake: FakeSlack, proxy: PgProxy, until: floa
     return faults
 
 
-def check(fake: FakeSlack, ledger: Ledger, sessions: db.SessionFactory, prefix: str) -> dict[str, int]:
+def check(fake: FakeSlack, ledger: Ledger, sessions: db.SessionFactory, cluster: str) -> dict[str, int]:
+    prefix = f"chaos {cluster} "
+    clicks = [(i, a) for c, i, a in ledger.acked_clicks if c == cluster]
+    replies = {(i, ts) for c, i, ts in ledger.replies if c == cluster}
     ok = [c for c in fake.calls("chat.postMessage") if c.status == 200]
     found = incidents_of(sessions)
     cards = Counter(
@@ -219,8 +225,9 @@ def check(fake: FakeSlack, ledger: Ledger, sessions: db.SessionFactory, prefix: 
         if title in str(c.params.get("text"))
     )
     declared = {t for t in ledger.declared if t.startswith(prefix)}
-    lost = sum(1 for t in declared if cards[t] == 0)
+    lost_cards = sum(1 for t in declared if cards[t] == 0)
     duplicated = sum(1 for t in declared if cards[t] > 1)
+    lost = lost_cards
     reordered = 0
     by_ts = {i.card_ts: i for i in found.values() if i.card_ts}
     said: dict[str, list[str]] = {}
@@ -228,14 +235,13 @@ def check(fake: FakeSlack, ledger: Ledger, sessions: db.SessionFactory, prefix: 
         incident = by_ts.get(call.params.get("thread_ts"))
         if incident is not None:
             said.setdefault(incident.id, []).append(str(call.params.get("text")))
-    ids = {i.id for i in found.values() if i.title in declared}
-    for incident_id, action in ledger.acked_clicks:
-        if incident_id not in ids:
-            continue
+    lost_clicks = 0
+    for incident_id, action in clicks:
         word = "Acknowledged" if action == Action.ACKNOWLEDGE.value else "Mitigated"
         count = sum(word in text for text in said.get(incident_id, []))
-        lost += count == 0
+        lost_clicks += count == 0
         duplicated += count > 1
+    lost += lost_clicks
     for texts in said.values():
         ack = next((n for n, t in enumerate(texts) if "Acknowledged" in t), None)
         mit = next((n for n, t in enumerate(texts) if "Mitigated" in t), None)
@@ -243,8 +249,19 @@ def check(fake: FakeSlack, ledger: Ledger, sessions: db.SessionFactory, prefix: 
             reordered += 1
     with db.unit_of_work(sessions) as session:
         stored = {(e.incident_id, e.slack_ts) for e in session.exec(select(TimelineEntry)) if e.slack_ts}
-    lost += sum(1 for reply in ledger.replies if reply[0] in ids and reply not in stored)
-    return {"declared": len(declared), "lost": lost, "duplicated": duplicated, "reordered": reordered}
+    lost_replies = sum(1 for reply in replies if reply not in stored)
+    lost += lost_replies
+    return {
+        "declared": len(declared),
+        "clicks": len(clicks),
+        "replies": len(replies),
+        "lost": lost,
+        "lost_cards": lost_cards,
+        "lost_clicks": lost_clicks,
+        "lost_replies": lost_replies,
+        "duplicated": duplicated,
+        "reordered": reordered,
+    }
 
 
 def drained(sessions: db.SessionFactory) -> bool:
@@ -267,7 +284,7 @@ def run(seconds: float = 120, seed: int = 7) -> dict[str, Any]:
     sqlite_url = f"sqlite:///{folder / 'chaos.db'}"
     sqlite_engine = db.create_db_engine(sqlite_url)
     db.upgrade(sqlite_engine)
-    with FakeSlack() as fake, PgProxy().start() as proxy:
+    with FakeSlack() as fake, PgProxy() as proxy:
         proxied = proxy.url_for(pg_url)
         pg = [Replica(f"pg-{n}", proxied, fake, folder / f"pg-{n}.log") for n in "ab"]
         lite = [Replica("sqlite", sqlite_url, fake, folder / "sqlite.log")]
@@ -303,8 +320,8 @@ def run(seconds: float = 120, seed: int = 7) -> dict[str, Any]:
             "settle_s": round(time.monotonic() - settle, 1),
             "faults": dict(faults),
             "not_acked_after_retries": ledger.not_acked,
-            "postgresql": check(fake, ledger, pg_sessions, "chaos pg "),
-            "sqlite": check(fake, ledger, lite_sessions, "chaos sqlite "),
+            "postgresql": check(fake, ledger, pg_sessions, "pg"),
+            "sqlite": check(fake, ledger, lite_sessions, "sqlite"),
             "logs": str(folder),
         }
         for replica in everyone:

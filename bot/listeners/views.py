@@ -20,6 +20,7 @@ from bot.forms import FormErrors, parse_declare, parse_follow_up, parse_resolve
 from bot.ids import Block, Callback
 from bot.outbox import insert_ignoring_conflict
 from bot.runtime import Runtime
+from storage import db
 from storage.db import unit_of_work
 from storage.models import ViewSubmission, utcnow
 
@@ -47,8 +48,11 @@ def register(app: App, rt: Runtime) -> None:
         except incidents.IncidentError as exc:
             ack(response_action="errors", errors={first_field.value: str(exc)})
             return
-        except sa.exc.SQLAlchemyError:
-            log.exception("could not store a %s submission", first_field.value)
+        except sa.exc.SQLAlchemyError as exc:
+            if db.is_disconnect(exc):  # the modal stays open with UNAVAILABLE: the person retries
+                log.warning("could not store a %s submission: the database is unavailable", first_field.value)
+            else:
+                log.exception("could not store a %s submission", first_field.value)
             ack(response_action="errors", errors={first_field.value: UNAVAILABLE})
             return
         ack()
