@@ -333,8 +333,8 @@ def reopen(session: Session, incident_id: str, *, user: str, policy: deadlines.P
     # declaration, so a reopened incident past its resolution target escalates unless it already did.
     # The first mitigation stays on the incident and the resolution undone goes to the reopen row:
     # the time it sat resolved is neither downtime nor MTTR (DOMAIN.md, "Reopened incidents").
-    assert incident.resolved_at is not None
-    resolved_before = incident.resolved_at
+    # Imported history may say Resolved without a time: then nothing is known to leave out.
+    resolved_before = incident.resolved_at or now
     incident.status = S.INVESTIGATING.value
     incident.resolved_at = None
     incident.reopened_count += 1
@@ -350,7 +350,7 @@ def reopen(session: Session, incident_id: str, *, user: str, policy: deadlines.P
     _touch(incident, now)
     relinked = _relink_alert_group(session, incident)
     text = f"Reopened by {mrkdwn.user(user)}"
-    data = {"seq": incident.reopened_count, "resolved_before": resolved_before.isoformat()}
+    data: dict[str, Any] = {"seq": incident.reopened_count, "resolved_before": resolved_before.isoformat()}
     if relinked:
         data["alert_group"] = relinked
     add_system_entry(session, incident, SystemEvent.REOPENED, text, author=user, now=now, data=data)

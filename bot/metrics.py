@@ -544,8 +544,7 @@ def lapsed_targets(
         .subquery()
     )
     has_rows = announced.c.incident_id.is_not(None)
-    ack = seconds_between(c.declared_at, c.acknowledged_at, dialect)
-    to_resolution = seconds_between(c.declared_at, c.resolved_at, dialect)
+    reopened, ack, _, _, to_resolution = _durations(dialect)
     response_judged = sa.or_(
         sa.and_(c.acknowledged_at.is_not(None), ack > _by_severity(settings.response_targets)),
         sa.and_(c.acknowledged_at.is_(None), _deadline_passed(settings.response_targets, now)),
@@ -567,7 +566,7 @@ def lapsed_targets(
     )
     statement = (
         sa.select(c.severity, sa.func.sum(response), sa.func.sum(resolution))
-        .select_from(_incident.outerjoin(announced, announced.c.incident_id == c.id))
+        .select_from(_with_reopens(reopened).outerjoin(announced, announced.c.incident_id == c.id))
         .where(_declared_in(period.start, period.end))
         .group_by(c.severity)
     )
