@@ -559,6 +559,7 @@ class Deliverer:
             now=now,
             runbook=self.runbook_for(incident),
             follow_ups=incidents.count_follow_ups(session, incident.id),
+            mttr=incidents.open_time(session, incident) if incident.resolved_at and incident.reopened_count else None,
         )
 
     def runbook_for(self, incident: Incident) -> tuple[str, str] | None:

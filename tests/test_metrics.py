@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -394,3 +395,21 @@ def select_reopens():  # type: ignore[no-untyped-def]
     from storage.models import Reopen
 
     return select(Reopen).order_by(Reopen.id)  # type: ignore[arg-type]
+
+
+def test_the_card_and_the_status_answer_show_a_reopened_incidents_open_time(sessions: SessionFactory) -> None:
+    """The card and `/incident status` give the same MTTR as the metrics: 55 minutes, not a day."""
+    from bot import incidents
+    from bot.blocks import card, messages
+    from bot.settings import Settings
+
+    incident_id = _reopened_p0(sessions)
+    policy = Settings(slack_bot_token="xoxb-x", slack_signing_secret="s").policy()
+    with unit_of_work(sessions) as session:
+        incident = incidents.get(session, incident_id)
+        mttr = incidents.open_time(session, incident)
+    assert mttr.total_seconds() == 55 * 60
+    shown = json.dumps(card.card(incident, policy=policy, now=at(19, 0, 0), mttr=mttr))
+    assert "55m" in shown or "55 min" in shown, shown
+    answer = json.dumps(messages.status(incident, policy, at(19, 0, 0), mttr))
+    assert "55m" in answer or "55 min" in answer, answer

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot import deadlines, mrkdwn
@@ -43,8 +43,9 @@ def card(
     now: datetime,
     runbook: tuple[str, str] | None = None,
     follow_ups: int = 0,
+    mttr: timedelta | None = None,
 ) -> dict[str, Any]:
-    """`text` and `blocks` for chat.postMessage / chat.update."""
+    """`text` and `blocks` for chat.postMessage / chat.update. `mttr`: the open time, if reopened."""
     clock = deadlines.clock_of(incident)
     response_due = deadlines.response_deadline(clock, policy)
     resolution_due = deadlines.resolution_deadline(clock, policy)
@@ -66,7 +67,9 @@ def card(
     if incident.category:
         fields.append(f"*Category*\n{incident.category}")
     if incident.resolved_at is not None:
-        fields.append(f"*MTTR*\n{deadlines.format_duration(incident.resolved_at - incident.started_at)}")
+        # A reopened incident's MTTR leaves out the time it sat resolved (DOMAIN.md): the caller knows it.
+        open_for = mttr if mttr is not None else incident.resolved_at - incident.started_at
+        fields.append(f"*MTTR*\n{deadlines.format_duration(open_for)}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields[:10]]},

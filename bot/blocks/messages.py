@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot import deadlines, mrkdwn
@@ -47,7 +47,9 @@ def open_list(incidents: list[Incident], total: int, now: datetime) -> dict[str,
     return {"response_type": "ephemeral", "text": mrkdwn.truncate(text, 3900)}
 
 
-def status(incident: Incident, policy: deadlines.Policy, now: datetime) -> dict[str, Any]:
+def status(
+    incident: Incident, policy: deadlines.Policy, now: datetime, mttr: timedelta | None = None
+) -> dict[str, Any]:
     clock = deadlines.clock_of(incident)
     lines = [
         f"*{incident.id}: {mrkdwn.escape(incident.title)}*",
@@ -64,7 +66,7 @@ def status(incident: Incident, policy: deadlines.Policy, now: datetime) -> dict[
     if incident.resolved_at:
         lines.append(
             f"Resolved {mrkdwn.slack_time(incident.resolved_at)}, MTTR "
-            f"{deadlines.format_duration(incident.resolved_at - incident.started_at)}"
+            f"{deadlines.format_duration(mttr if mttr is not None else incident.resolved_at - incident.started_at)}"
         )
     else:
         lines.append(f"Resolution target {mrkdwn.slack_time(deadlines.resolution_deadline(clock, policy))}")

@@ -70,7 +70,9 @@ def register(app: App, rt: Runtime, stage: Stage) -> None:
                 except incidents.IncidentNotFound as exc:
                     respond(response_type="ephemeral", text=str(exc))
                     return
-                answer = messages.status(incident, rt.settings.policy(), utcnow())
+                reopened = incident.resolved_at is not None and incident.reopened_count
+                mttr = incidents.open_time(session, incident) if reopened else None
+                answer = messages.status(incident, rt.settings.policy(), utcnow(), mttr)
             respond(**answer)
 
 
