@@ -168,6 +168,7 @@ class InboxWorker:
         finally:
             with self._lock:
                 self._in_hand.pop(claim.id, None)
+            self._wake.set()  # a thread is free: the claim loop may be waiting for one
 
     def _defer(self, claim: inbox.Claim) -> None:
         """Try again after a pause (the database was unreachable); if this fails, after the lease."""
