@@ -103,7 +103,6 @@ def test_the_listening_socket_belongs_to_the_front_alone_and_sigterm_finishes_re
         assert not listening & socket_inodes(worker)  # the forked worker does not hold it
 
         # A request in flight when SIGTERM arrives is answered; the process then exits 0.
-        fake_slack.delay("auth.test", 0)
         results: list[int] = []
         body = sr.slash_command("help", secret=SECRET)
         slow = threading.Thread(target=lambda: results.append(_slow_post(port, body)))

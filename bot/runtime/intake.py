@@ -33,10 +33,15 @@ DONE_IN_ACK = {"url_verification", "view_submission", "view_closed", "block_sugg
 RETRY_LATER = "The incident bot could not record this just now (its database did not answer). Please try again."
 
 
+def done_in_ack(payload: dict[str, Any]) -> bool:
+    return payload.get("type") in DONE_IN_ACK or "ssl_check" in payload
+
+
 def request_key(payload: dict[str, Any]) -> str | None:
-    """What makes a redelivery the same request; None when the ack did all there was to do."""
+    """What makes a redelivery the same request; None when the ack did all there was to do, or
+    when the payload has no shape known here (the caller then keys it on its bytes)."""
     kind = payload.get("type")
-    if kind in DONE_IN_ACK or "ssl_check" in payload:
+    if done_in_ack(payload):
         return None
     if kind == "event_callback" and payload.get("event_id"):
         return _bounded(f"event:{payload['event_id']}")
@@ -72,11 +77,9 @@ class Intake:
         response = self.app.dispatch(request)
         if response.status != 200 or not isinstance(request.body, dict):
             return response  # refused (bad signature, other workspace…): nothing to do later
-        key = request_key(request.body)
-        if key is None:
-            if request.body.get("type") in DONE_IN_ACK or "ssl_check" in request.body:
-                return response
-            key = body_key(raw)
+        if done_in_ack(request.body):
+            return response
+        key = request_key(request.body) or body_key(raw)
         headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
         try:
             with self.engine.begin() as connection:
