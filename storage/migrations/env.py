@@ -4,6 +4,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import storage.statuspage  # noqa: F401  (the status page's tables)
 
 config = context.config
 target_metadata = SQLModel.metadata
