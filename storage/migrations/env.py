@@ -3,8 +3,8 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-import storage.statuspage  # noqa: F401  (the status page's tables)
+import storage.models  # (registers the tables on SQLModel.metadata)
+import storage.statuspage  # noqa: F401  (and the status page's tables)
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -171,7 +171,8 @@ def test_many_replicas_at_once_claim_every_reminder_exactly_once(db_url: str) ->
             barrier.wait()
             for minute in (16, 17, 18):
                 with db.unit_of_work(sessions) as session:
-                    got = [i.id or 0 for i in service.due_reminders(session=session, now=T0 + timedelta(minutes=minute))]
+                    due = service.due_reminders(session=session, now=T0 + timedelta(minutes=minute))
+                    got = [i.id or 0 for i in due]
                 with lock:
                     claims.extend(got)
 
