@@ -72,9 +72,7 @@ def bump_version(*, session: Session, now: datetime) -> None:
     table = StatusPageVersion.__table__  # type: ignore[attr-defined]
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table).values(id=1, version=1, changed_at=now)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["id"], set_={"version": table.c.version + 1, "changed_at": now}
-    )
+    stmt = stmt.on_conflict_do_update(index_elements=["id"], set_={"version": table.c.version + 1, "changed_at": now})
     session.execute(stmt)
 
 

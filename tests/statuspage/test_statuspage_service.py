@@ -42,8 +42,13 @@ def test_publish_update_resolve(sessions: db.SessionFactory) -> None:
     public_id = _publish(sessions)
     with db.unit_of_work(sessions) as session:
         service.post_update(
-            session=session, public_id=public_id, status="identified", message="A bad deploy; rolling back.",
-            impact="major_outage", now=T0 + timedelta(minutes=10), next_update_in=30,
+            session=session,
+            public_id=public_id,
+            status="identified",
+            message="A bad deploy; rolling back.",
+            impact="major_outage",
+            now=T0 + timedelta(minutes=10),
+            next_update_in=30,
         )
     with db.unit_of_work(sessions) as session:
         service.resolve(session=session, public_id=public_id, message="Fixed.", now=T0 + timedelta(minutes=40))
@@ -65,16 +70,25 @@ def test_publish_update_resolve(sessions: db.SessionFactory) -> None:
 def test_mistakes_are_refused(sessions: db.SessionFactory) -> None:
     with db.unit_of_work(sessions) as session:
         with pytest.raises(StatusPageError, match="unknown component 'db'"):
-            service.publish(session=session, title="t", components=["db"], impact="major_outage", message="m",
-                            now=T0, config=CONFIG)
+            service.publish(
+                session=session, title="t", components=["db"], impact="major_outage", message="m", now=T0, config=CONFIG
+            )
         with pytest.raises(StatusPageError, match="impact must be one of"):
             service.publish(session=session, title="t", components=["api"], impact="minor", message="m", now=T0)
         with pytest.raises(StatusPageError, match="15, 30, 60"):
-            service.publish(session=session, title="t", components=["api"], impact="major_outage", message="m",
-                            now=T0, next_update_in=45)
+            service.publish(
+                session=session,
+                title="t",
+                components=["api"],
+                impact="major_outage",
+                message="m",
+                now=T0,
+                next_update_in=45,
+            )
         with pytest.raises(StatusPageError, match="end after"):
-            service.schedule_maintenance(session=session, components=["api"], starts_at=T0, ends_at=T0,
-                                         message="m", now=T0)
+            service.schedule_maintenance(
+                session=session, components=["api"], starts_at=T0, ends_at=T0, message="m", now=T0
+            )
 
 
 def test_lists_recent_and_by_month(sessions: db.SessionFactory) -> None:
@@ -93,8 +107,15 @@ def test_lists_recent_and_by_month(sessions: db.SessionFactory) -> None:
 
 def test_maintenance_windows(sessions: db.SessionFactory) -> None:
     with db.unit_of_work(sessions) as session:
-        service.schedule_maintenance(session=session, components=["api"], starts_at=T0, ends_at=T0 + timedelta(hours=2),
-                                     message="Database upgrade", now=T0 - timedelta(days=1), config=CONFIG)
+        service.schedule_maintenance(
+            session=session,
+            components=["api"],
+            starts_at=T0,
+            ends_at=T0 + timedelta(hours=2),
+            message="Database upgrade",
+            now=T0 - timedelta(days=1),
+            config=CONFIG,
+        )
     with db.unit_of_work(sessions) as session:
         assert service.in_maintenance(["api"], T0, session=session)
         assert service.in_maintenance(["api"], T0 + timedelta(minutes=119), session=session)
@@ -112,8 +133,14 @@ def test_a_reminder_is_claimed_once_and_rearmed_by_the_next_promise(sessions: db
         assert [i.id for i in service.due_reminders(session=session, now=T0 + timedelta(minutes=15))] == [public_id]
     with db.unit_of_work(sessions) as session:
         assert service.due_reminders(session=session, now=T0 + timedelta(hours=3)) == []
-        service.post_update(session=session, public_id=public_id, status="monitoring", message="Recovering",
-                            now=T0 + timedelta(minutes=20), next_update_in=60)
+        service.post_update(
+            session=session,
+            public_id=public_id,
+            status="monitoring",
+            message="Recovering",
+            now=T0 + timedelta(minutes=20),
+            next_update_in=60,
+        )
     with db.unit_of_work(sessions) as session:
         claimed = service.due_reminders(session=session, now=T0 + timedelta(minutes=80))
         assert [i.reminded_at for i in claimed] == [T0 + timedelta(minutes=80)]

@@ -24,7 +24,12 @@ def at(day: int, hour: int, minute: int = 0, month: int = 11) -> datetime:
 
 
 def incident(
-    n: int, impact: str, start: datetime, end: datetime | None, *, components: tuple[str, ...] = ("api",),
+    n: int,
+    impact: str,
+    start: datetime,
+    end: datetime | None,
+    *,
+    components: tuple[str, ...] = ("api",),
     changes: tuple[tuple[datetime, str], ...] = (),
 ) -> IncidentView:
     updates = [UpdateView(n * 10, "investigating", impact, "first", start)]
@@ -33,13 +38,25 @@ def incident(
     if end is not None:
         updates.append(UpdateView(n * 10 + 9, "resolved", last, "done", end))
     return IncidentView(
-        id=n, title=f"I{n}", impact=last, status="resolved" if end else "investigating", created_at=start,
-        updated_at=end or start, resolved_at=end, components=components, updates=tuple(updates),
+        id=n,
+        title=f"I{n}",
+        impact=last,
+        status="resolved" if end else "investigating",
+        created_at=start,
+        updated_at=end or start,
+        resolved_at=end,
+        components=components,
+        updates=tuple(updates),
     )
 
 
-def days_of(incidents: list[IncidentView], days: list[date], now: datetime, zone: ZoneInfo = ZoneInfo("UTC"),
-            maintenance: tuple[MaintenanceView, ...] = ()):  # type: ignore[no-untyped-def]
+def days_of(
+    incidents: list[IncidentView],
+    days: list[date],
+    now: datetime,
+    zone: ZoneInfo = ZoneInfo("UTC"),
+    maintenance: tuple[MaintenanceView, ...] = (),
+):  # type: ignore[no-untyped-def]
     return daily_uptime(component_impact("api", incidents, maintenance, now), days, now, zone)
 
 
@@ -73,11 +90,16 @@ def test_an_outage_across_midnight_splits_between_days_in_the_page_time_zone() -
 
 def test_an_update_may_change_the_impact() -> None:
     changed = incident(
-        1, "partial_outage", at(10, 10), at(10, 11),
+        1,
+        "partial_outage",
+        at(10, 10),
+        at(10, 11),
         changes=((at(10, 10, 20), "major_outage"), (at(10, 10, 50), "degraded_performance")),
     )
     assert [(s.minute, e.minute, i) for s, e, i in impact_intervals(changed, NOW)] == [
-        (0, 20, "partial_outage"), (20, 50, "major_outage"), (50, 0, "degraded_performance"),
+        (0, 20, "partial_outage"),
+        (20, 50, "major_outage"),
+        (50, 0, "degraded_performance"),
     ]
     (day,) = days_of([changed], [date(2026, 11, 10)], NOW)
     assert (day.major, day.partial, day.degraded) == (30, 20, 10)
@@ -92,7 +114,8 @@ def test_maintenance_is_shown_but_is_not_downtime() -> None:
     assert component_status("web", [], [window], at(10, 3)) == "operational"
     assert component_status("api", [], [window], at(10, 4)) == "operational"
     assert overall_status({"api": "under_maintenance", "web": "operational"}) == (
-        "maintenance", "Service Under Maintenance",
+        "maintenance",
+        "Service Under Maintenance",
     )
 
 
@@ -154,5 +177,6 @@ def test_an_incident_on_no_configured_component_still_raises_the_overall_status(
     assert overall_status({"api": "operational"}, [orphan]) == ("critical", "Major System Outage")
     on_page = incident(2, "major_outage", NOW, None, components=("api",))
     assert overall_status({"api": "major_outage", "web": "operational"}, [on_page]) == (
-        "major", "Partial System Outage",
+        "major",
+        "Partial System Outage",
     )
