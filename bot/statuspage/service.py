@@ -34,6 +34,11 @@ class StatusPageError(ValueError):
     """A request the status page cannot take (unknown component, bad impact…): safe to show the user."""
 
 
+def _clean(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; Slack never sends one, a pasted binary might.
+    return text.replace("\x00", "")
+
+
 def _check_components(components: Collection[str], config: StatusPageConfig | None) -> list[str]:
     keys = list(dict.fromkeys(components))
     if not keys:
@@ -96,7 +101,7 @@ def publish(
     config: StatusPageConfig | None = None,
 ) -> PublicIncident:
     """Put an incident on the public page: its own title, components, impact and first message."""
-    title = title.strip()
+    title = _clean(title).strip()
     if not title:
         raise StatusPageError("the public title is empty")
     keys = _check_components(components, config)
@@ -119,7 +124,7 @@ def publish(
             public_incident_id=incident.id,
             status=incident.status,
             impact=incident.impact,
-            message=message,
+            message=_clean(message),
             created_at=now,
             author_id=author_id,
         )
@@ -161,7 +166,7 @@ def post_update(
         public_incident_id=public_id,
         status=status,
         impact=incident.impact,
-        message=message,
+        message=_clean(message),
         created_at=now,
         author_id=author_id,
     )
@@ -196,11 +201,11 @@ def schedule_maintenance(
     if ends_at <= starts_at:
         raise StatusPageError("the maintenance must end after it starts")
     window = MaintenanceWindow(
-        title=title.strip()[:200] or "Scheduled maintenance",
+        title=_clean(title).strip()[:200] or "Scheduled maintenance",
         components=keys,
         starts_at=starts_at,
         ends_at=ends_at,
-        message=message,
+        message=_clean(message),
         created_by=created_by,
         created_at=now,
     )
