@@ -11,14 +11,17 @@ import sp_data
 from bot.statuspage import feeds, service
 from storage import db
 
-NASTY = "<script>alert(1)</script> \"><img src=x onerror=alert(1)> & \x00\x1b javascript:alert(1)"
+NASTY = '<script>alert(1)</script> "><img src=x onerror=alert(1)> & \x00\x1b javascript:alert(1)'
 
 
 def _with_nasty_update(sessions: db.SessionFactory) -> None:
     ids = sp_data.populate(sessions)
     with db.unit_of_work(sessions) as session:
         service.post_update(
-            session=session, public_id=ids["active"], status="identified", message=NASTY,
+            session=session,
+            public_id=ids["active"],
+            status="identified",
+            message=NASTY,
             now=sp_data.NOW - timedelta(minutes=1),
         )
 
@@ -31,8 +34,11 @@ def test_atom_has_every_public_update_newest_first(sessions: db.SessionFactory) 
     assert parsed.feed.title == "Acme Status: incident history"
     titles = [e.title for e in parsed.entries]
     assert titles == [
-        "API errors: Identified", "API errors: Investigating", "Website slow: Resolved",
-        "Website slow: Identified", "Website slow: Investigating",
+        "API errors: Identified",
+        "API errors: Investigating",
+        "Website slow: Resolved",
+        "Website slow: Identified",
+        "Website slow: Investigating",
     ]
     first = parsed.entries[0]
     assert first.link.startswith("https://status.example.com/status/incidents/")

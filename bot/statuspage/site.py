@@ -1,0 +1,239 @@
+"""The status site: every path rendered once per change and cached, served WSGI-agnostically, exported.
+
+Replicas each keep their own cache; a version row bumped in every change's transaction (polled at
+most once a second) tells each one to drop it, so a change shows everywhere within about a second.
+Entries also age out after `max_age`, since uptime bars and maintenance states move with the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from bot.statuspage import api, feeds, pages, service
+from bot.statuspage.config import StatusPageConfig
+from bot.statuspage.links import depth_base
+from bot.statuspage.summary import PageInfo, Summary, summarise
+from storage import db
+from storage.models import utcnow
+
+Headers = list[tuple[str, str]]
+Response = tuple[int, Headers, bytes]
+
+HTML = "text/html; charset=utf-8"
+JSON = "application/json; charset=utf-8"
+CONTENT_TYPES = {".css": "text/css; charset=utf-8", ".atom": "application/atom+xml", ".rss": "application/rss+xml"}
+CACHE_CONTROL = "public, max-age=10"
+INCIDENT_PATH = re.compile(r"^/status/incidents/([0-9]{1,12})$")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    status: int
+    content_type: str
+    body: bytes
+    etag: str
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+def _static_files() -> dict[str, bytes]:
+    return {f"/status/static/{p.name}": p.read_bytes() for p in sorted(pages.STATIC.iterdir()) if p.is_file()}
+
+
+class StatusSite:
+    def __init__(
+        self,
+        sessions: db.SessionFactory,
+        config: StatusPageConfig,
+        info: PageInfo,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        poll_interval: float = 1.0,
+        max_age: float = 30.0,
+        base: str = "/",
+    ) -> None:
+        """`base` is the path prefix the site is served under ("/" unless behind a proxy's sub-path)."""
+        self._sessions = sessions
+        self._config = config
+        self._info = info
+        self._clock = clock
+        self._poll_interval = poll_interval
+        self._max_age = max_age
+        self._base = base
+        self._static = _static_files()
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._polled_at: datetime | None = None
+        self._summary: Summary | None = None
+        self._cache: dict[str, Rendered] = {}
+
+    # -- cache ------------------------------------------------------------------------------------
+
+    def _current_version(self, now: datetime) -> int:
+        if self._polled_at is None or (now - self._polled_at).total_seconds() >= self._poll_interval:
+            with db.unit_of_work(self._sessions) as session:
+                self._version = service.current_version(session=session)
+            self._polled_at = now
+        assert self._version is not None
+        return self._version
+
+    def _fresh_summary(self) -> Summary:
+        """The summary the cache holds, reloaded when the version moved or it grew older than max_age."""
+        now = self._clock()
+        version = self._current_version(now)
+        summary = self._summary
+        if (
+            summary is None
+            or summary.snapshot.version != version
+            or ((now - summary.now).total_seconds() >= self._max_age)
+        ):
+            with db.unit_of_work(self._sessions) as session:
+                snapshot = service.snapshot(session=session, now=now)
+            summary = summarise(snapshot, self._config, self._info)
+            self._summary = summary
+            self._cache = {}
+        return summary
+
+    def summary(self) -> Summary:
+        with self._lock:
+            return self._fresh_summary()
+
+    # -- rendering --------------------------------------------------------------------------------
+
+    def _render(self, path: str, summary: Summary, base: str) -> Rendered:
+        body: bytes | None
+        content_type = HTML
+        status = 200
+        if path == "/status":
+            body = pages.render_status(summary, base=base).encode()
+        elif path == "/status/history":
+            body = pages.render_history(summary, base=base).encode()
+        elif path == "/status/history.atom":
+            body, content_type = feeds.atom(summary, base=base), CONTENT_TYPES[".atom"]
+        elif path == "/status/history.rss":
+            body, content_type = feeds.rss(summary, base=base), CONTENT_TYPES[".rss"]
+        elif path in api.ENDPOINTS:
+            document = api.ENDPOINTS[path](summary)
+            body, content_type = json.dumps(document, ensure_ascii=False).encode(), JSON
+        elif (match := INCIDENT_PATH.match(path)) is not None:
+            html = pages.render_incident(summary, int(match.group(1)), base=base)
+            body = html.encode() if html is not None else None
+        else:
+            body = None
+        if body is None:
+            status, body = 404, pages.render_not_found(summary, base=base).encode()
+        return Rendered(status, content_type, body, _etag(body))
+
+    def _headers(self, path: str, rendered: Rendered) -> Headers:
+        headers = [
+            ("Content-Type", rendered.content_type),
+            ("Content-Length", str(len(rendered.body))),
+            ("ETag", rendered.etag),
+            ("Cache-Control", CACHE_CONTROL if rendered.status == 200 else "no-cache"),
+            *pages.security_headers(),
+        ]
+        if path.startswith("/api/"):
+            headers.append(("Access-Control-Allow-Origin", "*"))  # status widgets on other sites read it
+        return headers
+
+    def serve(self, path: str, *, if_none_match: str | None = None) -> Response:
+        """(status, headers, body) for a GET of `path` (query string ignored); 304 when the ETag matches."""
+        path = path.split("?", 1)[0].split("#", 1)[0]
+        if len(path) > 1:
+            path = path.rstrip("/")
+        if path in self._static:
+            body = self._static[path]
+            rendered = Rendered(
+                200, CONTENT_TYPES.get(Path(path).suffix, "application/octet-stream"), body, _etag(body)
+            )
+        else:
+            with self._lock:
+                summary = self._fresh_summary()
+                rendered = self._cache.get(path)
+                if rendered is None:
+                    rendered = self._render(path, summary, self._base)
+                    if rendered.status == 200:  # unknown paths are not kept: anyone can ask for any number
+                        self._cache[path] = rendered
+        headers = self._headers(path, rendered)
+        if rendered.status == 200 and _matches(if_none_match, rendered.etag):
+            return 304, [(k, v) for k, v in headers if k != "Content-Length"], b""
+        return rendered.status, headers, rendered.body
+
+    # -- static export ----------------------------------------------------------------------------
+
+    def export(self, directory: str | os.PathLike[str]) -> list[str]:
+        """Write the whole site, relatively linked, into `directory`, replacing it whole.
+
+        It is written into a sibling temporary folder and renamed into place, so a web server
+        reading `directory` sees the old site or the new one, never half of each.
+        """
+        target = Path(directory).absolute()
+        if target.exists() and not target.is_dir():
+            raise NotADirectoryError(f"{target} exists and is not a folder")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        summary = self.summary()
+        paths = [
+            "/status",
+            "/status/history",
+            *(f"/status/incidents/{i.id}" for i in summary.snapshot.incidents),
+            "/status/history.atom",
+            "/status/history.rss",
+            *api.ENDPOINTS,
+        ]
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+        try:
+            written = []
+            for path in paths:
+                rendered = self._render(path, summary, depth_base(path))
+                relative = path.lstrip("/")
+                file = (
+                    staging / relative / "index.html" if "." not in relative.rsplit("/", 1)[-1] else staging / relative
+                )
+                file.parent.mkdir(parents=True, exist_ok=True)
+                file.write_bytes(rendered.body)
+                written.append(str(file.relative_to(staging)))
+            for path, body in self._static.items():
+                file = staging / path.lstrip("/")
+                file.parent.mkdir(parents=True, exist_ok=True)
+                file.write_bytes(body)
+                written.append(str(file.relative_to(staging)))
+            (staging / "index.html").write_text(
+                '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Status</title>'
+                '<meta http-equiv="refresh" content="0; url=status/index.html"></head>'
+                '<body><main><a href="status/index.html">Current status</a></main></body></html>\n'
+            )
+            written.append("index.html")
+            staging.chmod(0o755)  # mkdtemp makes it private; a web server must read it
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if target.exists():
+            # Two renames: POSIX cannot swap a folder for another in one; the old one stays whole
+            # until the new one is complete, and goes once the new one is in place.
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(target, old)
+            os.rename(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, target)
+        return sorted(written)
