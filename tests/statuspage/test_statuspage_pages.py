@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
-from html.parser import HTMLParser
 from pathlib import Path
 
 import sp_data
+from sp_html import elements as _elements
 
 from bot.statuspage import pages, service
 from bot.statuspage.site import StatusSite
@@ -18,23 +18,6 @@ HOSTILE_TITLE = '<script>alert("t")</script>"><img src=x onerror=alert(1)>'
 HOSTILE_MESSAGE = (
     "javascript:alert(1) <a href=\"javascript:alert(2)\">click</a> ' onmouseover='alert(3)\n<script>x</script>"
 )
-
-
-class Elements(HTMLParser):
-    """Every start tag with its attributes, as a browser's parser would see them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-
-
-def _elements(html: str) -> list[tuple[str, dict[str, str | None]]]:
-    parser = Elements()
-    parser.feed(html)
-    return parser.tags
 
 
 def _hostile(sessions: db.SessionFactory) -> int:
