@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -268,27 +269,24 @@ def due_reminders(*, session: Session, now: datetime) -> list[PublicIncident]:
 
 
 def get_incident(public_id: int, *, session: Session) -> IncidentView | None:
-    rows = _views(session, select(PublicIncident).where(PublicIncident.id == public_id))
+    rows = _views(session, PublicIncident.id == public_id)
     return rows[0] if rows else None
 
 
 def list_active(*, session: Session) -> list[IncidentView]:
-    return _views(session, select(PublicIncident).where(col(PublicIncident.resolved_at).is_(None)))
+    return _views(session, col(PublicIncident.resolved_at).is_(None))
 
 
 def list_recent(*, session: Session, now: datetime, days: int = 14) -> list[IncidentView]:
     """Incidents still open or active at any time in the last `days` days."""
     since = now - timedelta(days=days)
-    query = select(PublicIncident).where(
-        sa.or_(col(PublicIncident.resolved_at).is_(None), col(PublicIncident.resolved_at) >= since)
-    )
-    return _views(session, query)
+    return _views(session, sa.or_(col(PublicIncident.resolved_at).is_(None), col(PublicIncident.resolved_at) >= since))
 
 
 def list_by_month(*, session: Session, zone: ZoneInfo | None = None) -> dict[tuple[int, int], list[IncidentView]]:
     """Every public incident by the (year, month) it began in, in `zone` (UTC by default), newest first."""
     months: dict[tuple[int, int], list[IncidentView]] = defaultdict(list)
-    for incident in _views(session, select(PublicIncident)):
+    for incident in _views(session):
         local = incident.created_at.astimezone(zone) if zone else incident.created_at
         months[(local.year, local.month)].append(incident)
     return dict(sorted(months.items(), reverse=True))
@@ -315,50 +313,62 @@ def list_maintenance(*, session: Session, since: datetime | None = None) -> list
 
 def snapshot(*, session: Session, now: datetime) -> Snapshot:
     """Everything the site renders, read together (call within one transaction)."""
-    incidents = _views(session, select(PublicIncident))
+    # The version first: on PostgreSQL each statement sees its own snapshot, so a change committed
+    # while we read makes the data newer than the version, and the next poll renders again.
+    version = current_version(session=session)
+    incidents = _views(session)
     maintenance = list_maintenance(session=session)
     times = [i.created_at for i in incidents] + [m.created_at for m in maintenance]
     return Snapshot(
         now=now,
-        version=current_version(session=session),
+        version=version,
         incidents=tuple(incidents),
         maintenance=tuple(maintenance),
         first_seen=min(times, default=now),
     )
 
 
-def _views(session: Session, query: sa.Select) -> list[IncidentView]:  # type: ignore[type-arg]
-    incidents = session.exec(query.order_by(col(PublicIncident.created_at).desc(), col(PublicIncident.id).desc())).all()
-    ids = [i.id for i in incidents]
-    if not ids:
+def _views(session: Session, *where: Any) -> list[IncidentView]:
+    """Public incidents with their components and updates, newest first.
+
+    Plain column reads, not ORM objects: a cold render of the page loads every public incident.
+    """
+    pi, pc, pu = (t.__table__ for t in (PublicIncident, PublicIncidentComponent, PublicUpdate))  # type: ignore[attr-defined]
+    incidents = session.execute(
+        sa.select(pi.c.id, pi.c.title, pi.c.impact, pi.c.status, pi.c.created_at, pi.c.updated_at, pi.c.resolved_at)
+        .where(*where)
+        .order_by(pi.c.created_at.desc(), pi.c.id.desc())
+    ).all()
+    if not incidents:
         return []
+    ids = [row.id for row in incidents]
     components: dict[int, list[str]] = defaultdict(list)
-    for row in session.exec(
-        select(PublicIncidentComponent)
-        .where(col(PublicIncidentComponent.public_incident_id).in_(ids))
-        .order_by(col(PublicIncidentComponent.component))
+    for row in session.execute(
+        sa.select(pc.c.public_incident_id, pc.c.component)
+        .where(pc.c.public_incident_id.in_(ids))
+        .order_by(pc.c.component)
     ):
         components[row.public_incident_id].append(row.component)
     updates: dict[int, list[UpdateView]] = defaultdict(list)
-    for u in session.exec(
-        select(PublicUpdate)
-        .where(col(PublicUpdate.public_incident_id).in_(ids))
-        .order_by(col(PublicUpdate.created_at), col(PublicUpdate.id))
+    for u in session.execute(
+        sa.select(pu.c.id, pu.c.public_incident_id, pu.c.status, pu.c.impact, pu.c.message, pu.c.created_at)
+        .where(pu.c.public_incident_id.in_(ids))
+        .order_by(pu.c.created_at, pu.c.id)
     ):
         updates[u.public_incident_id].append(
-            UpdateView(id=u.id or 0, status=u.status, impact=u.impact, message=u.message, created_at=u.created_at)
+            UpdateView(id=u.id, status=u.status, impact=u.impact, message=u.message, created_at=u.created_at)
         )
     return [
         IncidentView(
-            id=i.id or 0,
+            id=i.id,
             title=i.title,
             impact=i.impact,
             status=i.status,
             created_at=i.created_at,
             updated_at=i.updated_at,
             resolved_at=i.resolved_at,
-            components=tuple(components[i.id or 0]),
-            updates=tuple(updates[i.id or 0]),
+            components=tuple(components[i.id]),
+            updates=tuple(updates[i.id]),
         )
         for i in incidents
     ]

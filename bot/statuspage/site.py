@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -20,12 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from bot.statuspage import api, feeds, pages, service
 from bot.statuspage.config import StatusPageConfig
 from bot.statuspage.links import depth_base
 from bot.statuspage.summary import PageInfo, Summary, summarise
 from storage import db
 from storage.models import utcnow
+
+log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, str]]
 Response = tuple[int, Headers, bytes]
@@ -34,6 +39,7 @@ HTML = "text/html; charset=utf-8"
 JSON = "application/json; charset=utf-8"
 CONTENT_TYPES = {".css": "text/css; charset=utf-8", ".atom": "application/atom+xml", ".rss": "application/rss+xml"}
 CACHE_CONTROL = "public, max-age=10"
+PRERENDERED = ("/status", "/api/v2/summary.json", "/api/v2/status.json")
 INCIDENT_PATH = re.compile(r"^/status/incidents/([0-9]{1,12})$")
 
 
@@ -71,6 +77,7 @@ class StatusSite:
         poll_interval: float = 1.0,
         max_age: float = 30.0,
         base: str = "/",
+        background: bool = True,
     ) -> None:
         """`base` is the path prefix the site is served under ("/" unless behind a proxy's sub-path)."""
         self._sessions = sessions
@@ -80,6 +87,8 @@ class StatusSite:
         self._poll_interval = poll_interval
         self._max_age = max_age
         self._base = base
+        self._background = background
+        self._refresher: threading.Thread | None = None
         self._static = _static_files()
         self._lock = threading.Lock()
         self._version: int | None = None
@@ -91,28 +100,64 @@ class StatusSite:
 
     def _current_version(self, now: datetime) -> int:
         if self._polled_at is None or (now - self._polled_at).total_seconds() >= self._poll_interval:
-            with db.unit_of_work(self._sessions) as session:
-                self._version = service.current_version(session=session)
+            try:
+                with db.unit_of_work(self._sessions) as session:
+                    self._version = service.current_version(session=session)
+            except sa.exc.DBAPIError:
+                if self._version is None:
+                    raise
+                # The page matters most when things are broken: keep serving what we have.
+                log.warning("status page: cannot read the version, serving the cached page", exc_info=True)
             self._polled_at = now
         assert self._version is not None
         return self._version
 
-    def _fresh_summary(self) -> Summary:
-        """The summary the cache holds, reloaded when the version moved or it grew older than max_age."""
-        now = self._clock()
+    def _stale(self, summary: Summary, now: datetime) -> bool:
         version = self._current_version(now)
+        return summary.snapshot.version != version or (now - summary.now).total_seconds() >= self._max_age
+
+    def _load(self, now: datetime) -> tuple[Summary, dict[str, Rendered]]:
+        with db.unit_of_work(self._sessions) as session:
+            snapshot = service.snapshot(session=session, now=now)
+        summary = summarise(snapshot, self._config, self._info)
+        return summary, {}
+
+    def _fresh_summary(self) -> Summary:
+        """The summary the cache holds (call under the lock). When it is stale (the version moved, or
+        it is older than max_age) it is rebuilt: in the background while the old one is served, so
+        no request waits for a render, except the very first."""
+        now = self._clock()
         summary = self._summary
-        if (
-            summary is None
-            or summary.snapshot.version != version
-            or ((now - summary.now).total_seconds() >= self._max_age)
-        ):
-            with db.unit_of_work(self._sessions) as session:
-                snapshot = service.snapshot(session=session, now=now)
-            summary = summarise(snapshot, self._config, self._info)
-            self._summary = summary
-            self._cache = {}
+        if summary is not None and not self._stale(summary, now):
+            return summary
+        if summary is None or not self._background:
+            self._summary, self._cache = self._load(now)
+            # The snapshot read the version in its own transaction: that is the poll.
+            self._version, self._polled_at = self._summary.snapshot.version, now
+            return self._summary
+        if self._refresher is None or not self._refresher.is_alive():
+            self._refresher = threading.Thread(
+                target=self._refresh, args=(now,), name="statuspage-refresh", daemon=True
+            )
+            self._refresher.start()
         return summary
+
+    def _refresh(self, now: datetime) -> None:
+        try:
+            summary, cache = self._load(now)
+            for path in PRERENDERED:  # the paths widgets and people poll: ready before the swap
+                cache[path] = self._render(path, summary, self._base)
+        except Exception:
+            log.exception("status page: refresh failed, still serving the previous version")
+            return
+        with self._lock:
+            self._summary, self._cache = summary, cache
+
+    def wait_for_refresh(self, timeout: float | None = None) -> None:
+        """Wait for a background refresh under way (tests, and export after a change)."""
+        refresher = self._refresher
+        if refresher is not None:
+            refresher.join(timeout)
 
     def summary(self) -> Summary:
         with self._lock:
@@ -191,7 +236,7 @@ class StatusSite:
         if target.exists() and not target.is_dir():
             raise NotADirectoryError(f"{target} exists and is not a folder")
         target.parent.mkdir(parents=True, exist_ok=True)
-        summary = self.summary()
+        summary, _ = self._load(self._clock())  # always current, whatever the cache holds
         paths = [
             "/status",
             "/status/history",

@@ -8,6 +8,7 @@ and maintenance are shown, never counted as downtime.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -76,15 +77,6 @@ def subtract(intervals: Sequence[Interval], cut: Sequence[Interval]) -> list[Int
             pieces = next_pieces
         result.extend(pieces)
     return result
-
-
-def _minutes(intervals: Iterable[Interval], lo: datetime, hi: datetime) -> float:
-    total = 0.0
-    for start, end in intervals:
-        overlap = (min(end, hi) - max(start, lo)).total_seconds()
-        if overlap > 0:
-            total += overlap / 60
-    return total
 
 
 @dataclass(frozen=True)
@@ -159,21 +151,50 @@ def day_bounds(day: date, zone: ZoneInfo = UTC) -> Interval:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
+def _per_day(intervals: Sequence[Interval], bounds: Sequence[Interval]) -> list[float]:
+    """Minutes of the sorted, disjoint `intervals` inside each of the ascending `bounds` (one pass)."""
+    minutes = []
+    first = 0
+    for lo, hi in bounds:
+        while first < len(intervals) and intervals[first][1] <= lo:
+            first += 1
+        total = 0.0
+        n = first
+        while n < len(intervals) and intervals[n][0] < hi:
+            total += max(0.0, (min(intervals[n][1], hi) - max(intervals[n][0], lo)).total_seconds() / 60)
+            n += 1
+        minutes.append(total)
+    return minutes
+
+
 def daily_uptime(impact: ComponentImpact, days: Sequence[date], now: datetime, zone: ZoneInfo = UTC) -> list[DayUptime]:
-    result = []
+    """One figure per day; `days` ascending (as local_days gives them)."""
+    bounds = []
     for day in days:
         lo, hi = day_bounds(day, zone)
-        hi = min(hi, now)
-        minutes = max(0.0, (hi - lo).total_seconds() / 60)
-        incidents = tuple(sorted({i for start, end, i in impact.incidents if start < hi and end > lo}))
+        bounds.append((lo, max(lo, min(hi, now))))
+    major, partial = _per_day(impact.major, bounds), _per_day(impact.partial, bounds)
+    degraded, maintenance = _per_day(impact.degraded, bounds), _per_day(impact.maintenance, bounds)
+    touched: list[set[int]] = [set() for _ in days]
+    starts = [lo for lo, _ in bounds]
+    for start, end, public_id in impact.incidents:
+        for n in range(max(0, bisect.bisect_right(starts, start) - 1), len(bounds)):
+            lo, hi = bounds[n]
+            if lo >= end:
+                break
+            if start < hi and end > lo:
+                touched[n].add(public_id)
+    result = []
+    for n, (day, (lo, hi)) in enumerate(zip(days, bounds, strict=True)):
+        incidents = tuple(sorted(touched[n]))
         result.append(
             DayUptime(
                 day=day,
-                minutes=minutes,
-                major=_minutes(impact.major, lo, hi),
-                partial=_minutes(impact.partial, lo, hi),
-                degraded=_minutes(impact.degraded, lo, hi),
-                maintenance=_minutes(impact.maintenance, lo, hi),
+                minutes=(hi - lo).total_seconds() / 60,
+                major=major[n],
+                partial=partial[n],
+                degraded=degraded[n],
+                maintenance=maintenance[n],
                 incidents=incidents,
             )
         )

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import sp_data
+import sqlalchemy as sa
 from sp_html import elements as _elements
 
 from bot.statuspage import service
@@ -29,8 +30,8 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-def _site(sessions: db.SessionFactory, clock: Clock) -> StatusSite:
-    return StatusSite(sessions, sp_data.CONFIG, sp_data.INFO, clock=clock)
+def _site(sessions: db.SessionFactory, clock: Clock, *, background: bool = False) -> StatusSite:
+    return StatusSite(sessions, sp_data.CONFIG, sp_data.INFO, clock=clock, background=background)
 
 
 PATHS = {
@@ -92,6 +93,33 @@ def test_a_change_shows_on_another_replica_within_a_second(db_url: str) -> None:
     finally:
         writer_engine.dispose()
         reader_engine.dispose()
+
+
+def test_a_stale_page_is_served_while_the_new_one_renders_in_the_background(sessions: db.SessionFactory) -> None:
+    ids = sp_data.populate(sessions)
+    clock = Clock(sp_data.NOW)
+    site = _site(sessions, clock, background=True)
+    before = site.serve("/api/v2/status.json")[2]  # the first request renders, there is nothing to serve
+    with db.unit_of_work(sessions) as session:
+        service.resolve(session=session, public_id=ids["active"], message="Fixed", now=clock.now)
+    clock.advance(1)
+    assert site.serve("/api/v2/status.json")[2] == before  # stale, while the refresh runs
+    site.wait_for_refresh(timeout=30)
+    assert json.loads(site.serve("/api/v2/status.json")[2])["status"]["indicator"] == "maintenance"
+
+
+def test_a_database_outage_keeps_the_last_page(sessions: db.SessionFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    sp_data.populate(sessions)
+    clock = Clock(sp_data.NOW)
+    site = _site(sessions, clock)
+    before = site.serve("/status")[2]
+
+    def down(*, session: object) -> int:
+        raise sa.exc.OperationalError("SELECT version", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(site_module.service, "current_version", down)
+    clock.advance(2)
+    assert site.serve("/status")[0] == 200 and site.serve("/status")[2] == before
 
 
 def test_without_a_change_the_cache_still_follows_the_clock(sessions: db.SessionFactory) -> None:
