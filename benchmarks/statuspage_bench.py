@@ -2,8 +2,10 @@
 
     python benchmarks/statuspage_bench.py [--backend sqlite|postgresql] [--requests N]
 
-Prints, per path, the cached serve time (median, p99) and the cold render (snapshot + render)
-after a change; aim: cached /status p99 < 25 ms. A fresh database each run (SQLite under
+Prints, per path, the cached serve time (median, p99), the same for /status when every request
+also polls the version row (the worst case; by default it is polled once a second), and the cold
+render (snapshot + summary + HTML) that follows a change, done in the background while the old
+page is served; aim: cached /status p99 < 25 ms. A fresh database each run (SQLite under
 benchmarks/results/, or the PostgreSQL database ib_bench_statuspage).
 """
 
@@ -111,11 +113,17 @@ def main() -> int:
         samples = timed(site, path, args.requests)
         figures[f"{path} median ms"] = round(statistics.median(samples), 3)
         figures[f"{path} p99 ms"] = round(p99(samples), 3)
+    # The worst case for a cached page: every request also polls the version row.
+    polling = StatusSite(sessions, CONFIG, PageInfo(name="Bench Status"), poll_interval=0)
+    polling.serve("/status")
+    samples = timed(polling, "/status", args.requests)
+    figures["/status polling each request median ms"] = round(statistics.median(samples), 3)
+    figures["/status polling each request p99 ms"] = round(p99(samples), 3)
     cold = []
     for _ in range(20):
         with db.unit_of_work(sessions) as session:
             service.bump_version(session=session, now=now)
-        fresh = StatusSite(sessions, CONFIG, PageInfo(name="Bench Status"))
+        fresh = StatusSite(sessions, CONFIG, PageInfo(name="Bench Status"), background=False)
         start = time.perf_counter()
         fresh.serve("/status")
         cold.append((time.perf_counter() - start) * 1000)
@@ -124,8 +132,8 @@ def main() -> int:
     width = max(map(len, figures))
     for name, value in figures.items():
         print(f"{name:<{width}}  {value:>9}")
-    met = figures["/status p99 ms"] < AIM_P99_MS
-    print(f"aim: cached /status p99 < {AIM_P99_MS} ms: {'met' if met else 'MISSED'}")
+    met = figures["/status polling each request p99 ms"] < AIM_P99_MS
+    print(f"aim: cached /status p99 < {AIM_P99_MS} ms (even polling each request): {'met' if met else 'MISSED'}")
     print(json.dumps({"backend": args.backend, **figures}))
     engine.dispose()
     return 0 if met else 1
