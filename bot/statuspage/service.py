@@ -333,7 +333,9 @@ def _views(session: Session, *where: Any) -> list[IncidentView]:
 
     Plain column reads, not ORM objects: a cold render of the page loads every public incident.
     """
-    pi, pc, pu = (t.__table__ for t in (PublicIncident, PublicIncidentComponent, PublicUpdate))  # type: ignore[attr-defined]
+    pi: sa.Table = PublicIncident.__table__  # type: ignore[attr-defined]
+    pc: sa.Table = PublicIncidentComponent.__table__  # type: ignore[attr-defined]
+    pu: sa.Table = PublicUpdate.__table__  # type: ignore[attr-defined]
     incidents = session.execute(
         sa.select(pi.c.id, pi.c.title, pi.c.impact, pi.c.status, pi.c.created_at, pi.c.updated_at, pi.c.resolved_at)
         .where(*where)

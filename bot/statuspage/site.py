@@ -214,11 +214,12 @@ class StatusSite:
         else:
             with self._lock:
                 summary = self._fresh_summary()
-                rendered = self._cache.get(path)
-                if rendered is None:
-                    rendered = self._render(path, summary, self._base)
-                    if rendered.status == 200:  # unknown paths are not kept: anyone can ask for any number
-                        self._cache[path] = rendered
+                cached = self._cache.get(path)
+                if cached is None:
+                    cached = self._render(path, summary, self._base)
+                    if cached.status == 200:  # unknown paths are not kept: anyone can ask for any number
+                        self._cache[path] = cached
+                rendered = cached
         headers = self._headers(path, rendered)
         if rendered.status == 200 and _matches(if_none_match, rendered.etag):
             return 304, [(k, v) for k, v in headers if k != "Content-Length"], b""
