@@ -9,10 +9,7 @@ from typing import Any
 
 import pytest
 from incident_rows import incident, store
-from oncall_fixtures import (
-    schedule,
-    utc,
-)
+from oncall_fixtures import schedule, utc
 
 from bot.oncall import service
 from bot.oncall.schedules import on_call_at
