@@ -246,3 +246,24 @@ def test_on_call_matches_a_brute_force_reading(rotation, zone, t, spans) -> None
     for a, b in itertools.pairwise(window):
         assert a.ends_at <= b.starts_at
         assert not (a.ends_at == b.starts_at and a.user_id == b.user_id)
+
+
+def test_who_is_on_call_is_a_bisect_not_a_scan() -> None:
+    # The aim (benchmarks/oncall_bench.py) is 50 schedules in under 5 ms; here a loose bound that
+    # only a scan over every override (or re-indexing per call) would break on a busy CI machine.
+    import time
+
+    s = schedule(rotation="daily", handoff="09:00")
+    base = utc(2026, 1, 1)
+    overrides = [
+        override(A if i % 2 else B, base + timedelta(hours=7 * i), base + timedelta(hours=7 * i + 30),
+                 utc(2025, 12, 1) + timedelta(minutes=i), id=i)
+        for i in range(20_000)
+    ]
+    index = OverrideIndex(overrides)
+    t = utc(2026, 6, 1, 12)
+    expected = _brute_on_call(s, overrides, t)
+    started = time.perf_counter()
+    for _ in range(50):
+        assert on_call_at(s, index, t) == expected
+    assert time.perf_counter() - started < 0.05
