@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Literal
@@ -109,6 +109,42 @@ def resolve_targets(
             seen.add((resolved.kind, resolved.id))
             targets.append(resolved)
     return targets
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notice to claim and send: a page step's target through one channel."""
+
+    round: int
+    step: int
+    target: str
+    channel: Channel
+    schedule: str | None = None
+
+
+def plan_notices(
+    policy: Policy,
+    page_started_at: datetime,
+    now: datetime,
+    *,
+    acknowledged: bool,
+    schedules: Mapping[str, Schedule],
+    overrides: Mapping[str, Overrides],
+    email_known: Callable[[str], bool],
+    webhook: bool,
+) -> list[Notice]:
+    """Every notice due by `now`: each due step's targets through each of their channels.
+
+    A schedule is resolved at the step's due time, not at `now`, so a sweep that runs late still
+    pages whoever was on call when the step fell due. Claiming the notices (bot.oncall.service)
+    is what makes each one go out once; planning the same notices again is harmless.
+    """
+    notices: list[Notice] = []
+    for due in due_steps(policy, page_started_at, now, acknowledged):
+        for target in resolve_targets(due.step, schedules, overrides, due.due_at):
+            for channel in channels_for(target, email_known=email_known(target.id), webhook=webhook):
+                notices.append(Notice(due.round, due.index, target.id, channel, target.schedule))
+    return notices
 
 
 def channels_for(target: Target, *, email_known: bool, webhook: bool) -> list[Channel]:

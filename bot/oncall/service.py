@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from bot.oncall.pages import Notice
 from bot.oncall.schedules import Override, OverrideIndex
 from storage.oncall import HandoffNotice, OnCallOverride, Page, PageNotification
 
@@ -33,17 +34,6 @@ class ClaimLost(RuntimeError):
 
 class OverrideError(ValueError):
     """An override that cannot be: it ends before it starts."""
-
-
-@dataclass(frozen=True)
-class Notice:
-    """One notice to claim: a page step's target through one channel."""
-
-    round: int
-    step: int
-    target: str
-    channel: str  # dm | email | webhook | mention
-    schedule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,11 +52,10 @@ class Claim:
 
 
 def _insert(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+    """The dialect's INSERT, which has ON CONFLICT DO NOTHING (both dialects spell it the same)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 # Overrides ------------------------------------------------------------------------------------
@@ -191,7 +180,7 @@ def end_pages(*, session: Session, incident_id: str, now: datetime, reason: str 
         .values(ended_at=now, ended_reason=reason)
         .execution_options(preserve_rowcount=True)
     )
-    return int(session.execute(statement).rowcount)
+    return int(session.connection().execute(statement).rowcount)
 
 
 # Notices --------------------------------------------------------------------------------------
@@ -281,7 +270,7 @@ def _settle(session: Session, claim: Claim, **values: Any) -> None:
         NOTIFICATIONS.update().where(_fenced(claim)).values(lease_until=None, **values)
         .execution_options(preserve_rowcount=True)
     )
-    if session.execute(statement).rowcount != 1:
+    if session.connection().execute(statement).rowcount != 1:
         raise ClaimLost(f"page notification {claim.id} was taken over by another sender")
 
 

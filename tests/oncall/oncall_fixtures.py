@@ -25,7 +25,7 @@ def schedule(
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[arg-type, misc]
 
 
 def override(user: str, starts: datetime, ends: datetime, created: datetime, id: int = 0) -> Override:

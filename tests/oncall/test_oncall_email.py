@@ -53,7 +53,7 @@ def test_starttls_before_auth(tmp_path: Path) -> None:
     (received,) = _received(recorder)
     assert received["Subject"] == "[P0] INC-2026-12-02-001: Checkout <down> & payments failing"
     assert PAGE.thread_url in received.get_body(("plain",)).get_content()
-    assert PASSWORD not in recorder.envelopes[0].original_content.decode()
+    assert PASSWORD.encode() not in (recorder.envelopes[0].original_content or b"")
 
 
 def test_starttls_without_credentials(tmp_path: Path) -> None:

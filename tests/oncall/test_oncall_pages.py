@@ -17,9 +17,11 @@ from bot.oncall.pages import (
     due_steps,
     next_due_at,
     oncall_load,
+    plan_notices,
     resolve_targets,
     route_for,
 )
+from bot.oncall.schedules import on_call_at
 
 CONFIG = parse_oncall(
     {
@@ -153,3 +155,28 @@ def test_load_uses_the_schedules_zone_across_dst() -> None:
     page = PageReceived(1, "U01ALICE", utc(2026, 3, 30, 7, 30), "primary")
     load = oncall_load([page], [], [], (utc(2026, 3, 1), utc(2026, 4, 1)), zones)
     assert load["U01ALICE"].pages_out_of_hours == 0
+
+
+def test_plan_notices_resolves_schedules_at_each_steps_due_time() -> None:
+    # The page starts 5 minutes before Monday's 09:00 handoff on primary (Bob → Alice); the sweep
+    # runs late, after it: step 0 still goes to Bob, who was on call when it fell due.
+    started = utc(2026, 1, 19, 7, 55)  # 08:55 in Berlin
+    late = started + timedelta(minutes=12)
+    assert on_call_at(CONFIG.schedules["primary"], [], late) == "U01ALICE"
+    notices = plan_notices(
+        DEFAULT, started, late, acknowledged=False, schedules=CONFIG.schedules, overrides={},
+        email_known=lambda user: user == "U0LEAD", webhook=True,
+    )
+    assert [(n.round, n.step, n.target, n.channel, n.schedule) for n in notices] == [
+        (0, 0, "U02BOB", "dm", "primary"),
+        (0, 0, "U02BOB", "webhook", "primary"),
+        (0, 1, "U03CAROL", "dm", "secondary"),
+        (0, 1, "U03CAROL", "webhook", "secondary"),
+        (0, 1, "U0LEAD", "dm", None),
+        (0, 1, "U0LEAD", "email", None),
+        (0, 1, "U0LEAD", "webhook", None),
+        (0, 1, "U02BOB", "dm", None),
+        (0, 1, "U02BOB", "webhook", None),
+    ]
+    assert plan_notices(DEFAULT, started, late, acknowledged=True, schedules=CONFIG.schedules, overrides={},
+                        email_known=lambda user: True, webhook=False) == []

@@ -27,7 +27,7 @@ BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
 
 
 def local(zone: ZoneInfo, *parts: int) -> datetime:
-    return datetime(*parts, tzinfo=zone).astimezone(UTC)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=zone).astimezone(UTC)  # type: ignore[arg-type, misc]
 
 
 def test_weekly_first_shift_begins_at_the_start_dates_handoff() -> None:
