@@ -18,11 +18,16 @@ from bot_harness import Bot, poll
 from fake_slack import Call
 from sqlmodel import Session, select
 
-from bot import alerts, incidents
-from bot.forms import ResolveForm
+from bot.alerts import mapping as alert_mapping
+from bot.alerts import payload as alert_payload
+from bot.alerts import service as alert_service
 from bot.ids import Action, Callback
-from bot.runtime import Runtime
+from bot.incidents import lifecycle as incidents
+from bot.incidents import queries as incident_queries
+from bot.incidents.forms import ResolveForm
+from bot.runtime import alert_route
 from bot.settings import Settings
+from bot.slack.context import Runtime
 from storage import db
 from storage.db import unit_of_work
 from storage.models import AlertNotification, Incident, Outbox, TimelineEntry
@@ -85,8 +90,8 @@ def notification(*items: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     return body
 
 
-def parsed(body: dict[str, Any]) -> alerts.Webhook:
-    return alerts.parse_webhook(json.dumps(body).encode())
+def parsed(body: dict[str, Any]) -> alert_payload.Webhook:
+    return alert_payload.parse_webhook(json.dumps(body).encode())
 
 
 # -- mapping (pure) ------------------------------------------------------------------------------
@@ -114,37 +119,37 @@ def parsed(body: dict[str, Any]) -> alerts.Webhook:
 def test_severity_label_maps_to_a_severity(label: str | None, expected: str) -> None:
     labels = {} if label is None else {"severity": label}
     webhook = parsed(notification(alert(**labels)))
-    assert alerts.severity_of(webhook, "P3") == expected
+    assert alert_mapping.severity_of(webhook, "P3") == expected
 
 
 def test_severity_default_comes_from_settings() -> None:
     webhook = parsed(notification(alert(severity="page-someone")))
-    assert alerts.severity_of(webhook, "P2") == "P2"
-    assert alerts.severity_of(webhook, "P1") == "P1"
+    assert alert_mapping.severity_of(webhook, "P2") == "P2"
+    assert alert_mapping.severity_of(webhook, "P1") == "P1"
 
 
 def test_severity_without_a_common_label_is_the_highest_among_the_alerts() -> None:
     webhook = parsed(notification(alert(instance="a", severity="warning"), alert(instance="b", severity="critical")))
     assert "severity" not in webhook.common_labels
-    assert alerts.severity_of(webhook, "P3") == "P0"
+    assert alert_mapping.severity_of(webhook, "P3") == "P0"
     webhook = parsed(notification(alert(instance="a", severity="info"), alert(instance="b")))
-    assert alerts.severity_of(webhook, "P2") == "P3"
+    assert alert_mapping.severity_of(webhook, "P2") == "P3"
 
 
 def test_title_is_the_summary_annotation_else_the_alert_name() -> None:
     with_summary = notification(alert(annotations={"summary": "  Disk   almost\nfull on db-1 "}))
-    assert alerts.title_of(parsed(with_summary)) == "Disk almost full on db-1"
-    assert alerts.title_of(parsed(notification(alert("HighLatency")))) == "HighLatency"
+    assert alert_mapping.title_of(parsed(with_summary)) == "Disk almost full on db-1"
+    assert alert_mapping.title_of(parsed(notification(alert("HighLatency")))) == "HighLatency"
     # Summaries that differ between alerts are not common: the alert name is the title.
     mixed = notification(
         alert(instance="a", annotations={"summary": "a is slow"}), alert(instance="b", annotations={"summary": "b"})
     )
-    assert alerts.title_of(parsed(mixed)) == "DiskFull"
+    assert alert_mapping.title_of(parsed(mixed)) == "DiskFull"
 
 
 def test_long_titles_are_cut_to_the_title_limit() -> None:
     long = "Disk " + "very " * 60 + "full"
-    title = alerts.title_of(parsed(notification(alert(annotations={"summary": long}))))
+    title = alert_mapping.title_of(parsed(notification(alert(annotations={"summary": long}))))
     assert len(title) == 150 and title.endswith("…") and title.startswith("Disk very very")
 
 
@@ -157,7 +162,7 @@ def test_declaration_takes_detection_start_and_runbook_from_the_alerts() -> None
             commonAnnotations={"runbook_url": "https://runbooks.example/disk-full"},
         )
     )
-    form, extras = alerts.declaration(webhook, default_severity="P2", now=NOW)
+    form, extras = alert_mapping.declaration(webhook, default_severity="P2", now=NOW)
     assert (form.title, form.severity) == ("DiskFull", "P0")
     assert form.detection == "Alertmanager: DiskFull"
     assert form.detection_url == "http://prometheus.example:9090/graph?g0.expr=DiskFull"
@@ -174,7 +179,7 @@ def test_started_at_is_never_in_the_future_and_runbooks_must_be_links() -> None:
             alert(starts=NOW + timedelta(hours=1), annotations={"runbook_url": "javascript:alert(1)"}),
         )
     )
-    _, extras = alerts.declaration(webhook, default_severity="P2", now=NOW)
+    _, extras = alert_mapping.declaration(webhook, default_severity="P2", now=NOW)
     assert extras.started_at == NOW
     assert extras.runbook is None
     # A runbook on one alert only is still found.
@@ -183,7 +188,7 @@ def test_started_at_is_never_in_the_future_and_runbooks_must_be_links() -> None:
             alert(instance="a"), alert(instance="b", annotations={"runbook_url": "https://runbooks.example/b"})
         )
     )
-    assert alerts.declaration(webhook, default_severity="P2", now=NOW)[1].runbook == "https://runbooks.example/b"
+    assert alert_mapping.declaration(webhook, default_severity="P2", now=NOW)[1].runbook == "https://runbooks.example/b"
 
 
 def test_groups_have_their_own_keys_and_retries_share_one() -> None:
@@ -194,7 +199,7 @@ def test_groups_have_their_own_keys_and_retries_share_one() -> None:
         alert(instance="a", status="resolved", ends=NOW), alert(instance="b", status="resolved", ends=NOW)
     )
     fired_again = notification(alert(instance="a", starts=NOW), alert(instance="b"))
-    keys = [alerts.dedupe_key(parsed(b)) for b in (first, reordered, other_group, resolved, fired_again)]
+    keys = [alert_mapping.dedupe_key(parsed(b)) for b in (first, reordered, other_group, resolved, fired_again)]
     assert keys[0] == keys[1]  # the same notification, however the alerts are ordered
     assert len(set(keys)) == 4
     assert all(len(k) == 64 for k in keys)  # fits AlertNotification.dedupe_key
@@ -202,14 +207,16 @@ def test_groups_have_their_own_keys_and_retries_share_one() -> None:
 
 def test_changes_name_alerts_that_started_and_stopped() -> None:
     a, b, c = alert(instance="a"), alert(instance="b"), alert(instance="c")
-    before = alerts.state_of(parsed(notification(a, b)))
-    after = alerts.state_of(parsed(notification(a, {**b, "status": "resolved", "endsAt": iso(NOW)}, c)))
-    change = alerts.changes(before, after)
+    before = alert_mapping.state_of(parsed(notification(a, b)))
+    after = alert_mapping.state_of(parsed(notification(a, {**b, "status": "resolved", "endsAt": iso(NOW)}, c)))
+    change = alert_mapping.changes(before, after)
     assert change.fired == ['DiskFull {instance="c"}']
     assert change.resolved == ['DiskFull {instance="b"}']
     # An alert that left the group has stopped firing too (send_resolved: false).
-    assert alerts.changes(before, alerts.state_of(parsed(notification(a)))).resolved == ['DiskFull {instance="b"}']
-    assert not alerts.changes(before, before)
+    assert alert_mapping.changes(before, alert_mapping.state_of(parsed(notification(a)))).resolved == [
+        'DiskFull {instance="b"}'
+    ]
+    assert not alert_mapping.changes(before, before)
 
 
 def test_resolved_notifications_carry_the_end_time() -> None:
@@ -220,19 +227,19 @@ def test_resolved_notifications_carry_the_end_time() -> None:
         )
     )
     assert webhook.status == "resolved"
-    assert alerts.ended_at_of(webhook, NOW) == ends[1]
-    assert alerts.ended_at_of(webhook, ends[0]) == ends[0]  # never after "now"
-    text = alerts.resolved_text(alerts.Changes(resolved=["DiskFull"]), webhook)
+    assert alert_mapping.ended_at_of(webhook, NOW) == ends[1]
+    assert alert_mapping.ended_at_of(webhook, ends[0]) == ends[0]  # never after "now"
+    text = alert_mapping.resolved_text(alert_mapping.Changes(resolved=["DiskFull"]), webhook)
     assert "resolved" in text and "DiskFull" in text
-    blocks = alerts.resolve_offer("INC-2026-01-04-001", text)
+    blocks = alert_mapping.resolve_offer("INC-2026-01-04-001", text)
     button = blocks[1]["elements"][0]
     assert (button["action_id"], button["value"]) == (Action.RESOLVE.value, "INC-2026-01-04-001")
 
 
 def test_label_values_are_escaped_in_replies() -> None:
     webhook = parsed(notification(alert(instance="<!channel>")))
-    assert "<!channel>" not in alerts.fired_text(webhook)
-    assert "&lt;!channel&gt;" in alerts.fired_text(webhook)
+    assert "<!channel>" not in alert_mapping.fired_text(webhook)
+    assert "&lt;!channel&gt;" in alert_mapping.fired_text(webhook)
 
 
 # -- malformed bodies ------------------------------------------------------------------------------
@@ -285,8 +292,8 @@ MALFORMED = [
 
 @pytest.mark.parametrize(("body", "fragment"), MALFORMED)
 def test_malformed_bodies_are_refused_with_a_reason(body: bytes, fragment: str) -> None:
-    with pytest.raises(alerts.WebhookError) as caught:
-        alerts.parse_webhook(body)
+    with pytest.raises(alert_payload.WebhookError) as caught:
+        alert_payload.parse_webhook(body)
     reason = str(caught.value)
     assert fragment in reason, reason
     assert "Traceback" not in reason and len(reason) <= 500
@@ -302,11 +309,11 @@ def test_a_real_alertmanager_body_parses() -> None:
         b'"commonAnnotations":{"summary":"Probe failing"},"externalURL":"http://am:9093","version":"4",'
         b'"groupKey":"{}:{alertname=\\"Probe\\"}","truncatedAlerts":0}'
     )
-    webhook = alerts.parse_webhook(body)
+    webhook = alert_payload.parse_webhook(body)
     assert webhook.alerts[0].starts_at == datetime(2026, 1, 4, 7, 52, 26, 739266, tzinfo=UTC)
     assert webhook.alerts[0].ends_at is not None and webhook.alerts[0].ends_at.year == 1
     assert webhook.group_key == '{}:{alertname="Probe"}'
-    assert alerts.title_of(webhook) == "Probe failing"
+    assert alert_mapping.title_of(webhook) == "Probe failing"
 
 
 # -- the service, on each database -----------------------------------------------------------------
@@ -316,8 +323,8 @@ def settings(**overrides: Any) -> Settings:
     return Settings(**{"slack_bot_token": "xoxb-test", "alertmanager_token": TOKEN, **overrides})
 
 
-def take(sessions: db.SessionFactory, body: dict[str, Any], *, now: datetime = NOW, **kw: Any) -> alerts.Outcome:
-    return alerts.take(sessions, parsed(body), settings=settings(**kw), now=now)
+def take(sessions: db.SessionFactory, body: dict[str, Any], *, now: datetime = NOW, **kw: Any) -> alert_service.Outcome:
+    return alert_service.take(sessions, parsed(body), settings=settings(**kw), now=now)
 
 
 def all_incidents(sessions: db.SessionFactory) -> list[Incident]:
@@ -329,7 +336,7 @@ def alert_entries(sessions: db.SessionFactory, incident_id: str) -> list[Timelin
     with unit_of_work(sessions) as session:
         statement = select(TimelineEntry).where(
             TimelineEntry.incident_id == incident_id,
-            TimelineEntry.event.in_(alerts.ALERT_EVENTS),  # type: ignore[union-attr]
+            TimelineEntry.event.in_(alert_service.ALERT_EVENTS),  # type: ignore[union-attr]
         )
         return list(session.exec(statement.order_by(TimelineEntry.id)))  # type: ignore[arg-type]
 
@@ -367,13 +374,13 @@ def test_repeats_update_the_incident_only_when_something_changed(sessions: db.Se
     a, b = alert(instance="a"), alert(instance="b")
     first = take(sessions, notification(a))
     again = take(sessions, notification(a), now=NOW + timedelta(minutes=1))
-    assert again == alerts.Outcome(incident_id=first.incident_id, duplicate=True)
+    assert again == alert_service.Outcome(incident_id=first.incident_id, duplicate=True)
     grown = take(sessions, notification(a, b), now=NOW + timedelta(minutes=2))
     assert (grown.incident_id, grown.declared, grown.changed) == (first.incident_id, False, True)
     # An HA peer's copy (its own startsAt for b) is not a duplicate, yet says nothing new.
     twin = {**b, "startsAt": iso(NOW - timedelta(minutes=9))}
     same = take(sessions, notification(a, twin), now=NOW + timedelta(minutes=3))
-    assert same == alerts.Outcome(incident_id=first.incident_id)
+    assert same == alert_service.Outcome(incident_id=first.incident_id)
     assert len(all_incidents(sessions)) == 1
     entries = alert_entries(sessions, first.incident_id or "")
     assert [e.event for e in entries] == ["alert_fired", "alert_updated"]
@@ -412,7 +419,7 @@ def test_auto_mitigate_off_leaves_the_status(sessions: db.SessionFactory) -> Non
 
 def test_resolved_without_an_open_incident_is_recorded_only(sessions: db.SessionFactory) -> None:
     outcome = take(sessions, notification(alert(status="resolved", ends=NOW)))
-    assert outcome == alerts.Outcome(incident_id=None)
+    assert outcome == alert_service.Outcome(incident_id=None)
     assert all_incidents(sessions) == []
     with unit_of_work(sessions) as session:
         assert len(list(session.exec(select(AlertNotification)))) == 1
@@ -479,13 +486,13 @@ def test_a_concurrent_declaration_is_taken_as_an_update(
     take(sessions, notification(alert(instance="a")))
     # Replay "the other replica committed first" by hiding the open incident from one attempt.
     calls = {"n": 0}
-    real = alerts.open_incident
+    real = alert_service.open_incident
 
     def blind_once(session: Session, group_key: str) -> Incident | None:
         calls["n"] += 1
         return None if calls["n"] == 1 else real(session, group_key)
 
-    monkeypatch.setattr(alerts, "open_incident", blind_once)
+    monkeypatch.setattr(alert_service, "open_incident", blind_once)
     outcome = take(sessions, notification(alert(instance="a"), alert(instance="b")), now=NOW + timedelta(minutes=1))
     assert calls["n"] == 2 and not outcome.declared and outcome.changed
     assert len(all_incidents(sessions)) == 1
@@ -494,7 +501,7 @@ def test_a_concurrent_declaration_is_taken_as_an_update(
 def test_database_down_answers_503() -> None:
     engine = db.create_db_engine("postgresql://postgres@127.0.0.1:1/nowhere", poolclass=sa.pool.NullPool)
     rt = Runtime.build(settings(), engine)
-    route = alerts.make_route(rt)
+    route = alert_route.make_route(rt)
     assert route is not None
     status, body, _ = route({"authorization": f"Bearer {TOKEN}"}, json.dumps(notification()).encode())
     assert status == 503 and b"database unavailable" in body
@@ -503,8 +510,8 @@ def test_database_down_answers_503() -> None:
 
 def test_route_is_off_without_a_token() -> None:
     engine = db.create_db_engine("sqlite://")
-    assert alerts.make_route(Runtime.build(Settings(slack_bot_token="xoxb-test"), engine)) is None
-    assert alerts.make_route(Runtime.build(settings(alertmanager_token=""), engine)) is None
+    assert alert_route.make_route(Runtime.build(Settings(slack_bot_token="xoxb-test"), engine)) is None
+    assert alert_route.make_route(Runtime.build(settings(alertmanager_token=""), engine)) is None
     engine.dispose()
 
 
@@ -524,7 +531,7 @@ def test_route_is_off_without_a_token() -> None:
     ],
 )
 def test_bearer_token_check(header: str | None, ok: bool) -> None:
-    assert alerts.authorized(header, TOKEN) is ok
+    assert alert_route.authorized(header, TOKEN) is ok
 
 
 # -- over HTTP, through the real server --------------------------------------------------------------
@@ -532,7 +539,7 @@ def test_bearer_token_check(header: str | None, ok: bool) -> None:
 
 def post(bot: Bot, body: Any, *, token: str | None = TOKEN, raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
     data = raw if raw is not None else json.dumps(body).encode()
-    request = urllib.request.Request(bot.url + alerts.PATH, data=data, method="POST")
+    request = urllib.request.Request(bot.url + alert_route.PATH, data=data, method="POST")
     request.add_header("Content-Type", "application/json")
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
@@ -566,7 +573,7 @@ def cards(call: Call) -> bool:
 
 def stored(bot: Bot, incident_id: str) -> Incident:
     with unit_of_work(bot.sessions) as session:
-        return incidents.get(session, incident_id)
+        return incident_queries.get(session, incident_id)
 
 
 @pytest.fixture
@@ -595,7 +602,7 @@ def test_oversized_body_is_413(am_bot: Bot) -> None:
     assert len(huge) > 1.5 * 1024 * 1024
     connection = http.client.HTTPConnection("127.0.0.1", am_bot.service.port, timeout=15)
     try:
-        connection.putrequest("POST", alerts.PATH)
+        connection.putrequest("POST", alert_route.PATH)
         connection.putheader("Authorization", f"Bearer {TOKEN}")
         connection.putheader("Content-Type", "application/json")
         connection.putheader("Content-Length", str(len(huge)))

@@ -23,8 +23,8 @@ from bot_harness import Bot, poll
 from bot_process import free_port
 from fake_slack import Call
 
-from bot import incidents
-from bot.alerts import PATH
+from bot.incidents import queries as incident_queries
+from bot.runtime.alert_route import PATH
 from storage.db import unit_of_work
 from storage.models import Incident
 
@@ -43,8 +43,6 @@ def alertmanager_binary() -> str:
             pytest.fail(f"{reason}: CI must run the end-to-end test; install prometheus-alertmanager")
         pytest.skip(f"{reason}; install prometheus-alertmanager to run it")
     return found
-
-
 
 
 def iso(when: datetime) -> str:
@@ -252,8 +250,8 @@ def test_alertmanager_drives_incidents_end_to_end(
         message="the resolved notification in the thread",
     )
     with unit_of_work(bot.sessions) as session:
-        after = incidents.get(session, disk.id)
-        still_firing = incidents.get(session, latency.id)
+        after = incident_queries.get(session, disk.id)
+        still_firing = incident_queries.get(session, latency.id)
     assert after.status == "Mitigated" and after.mitigated_at == ended
     assert still_firing.status == "Investigating"
     assert len(bot.incidents()) == 2

@@ -7,8 +7,8 @@ from typing import Any
 import slack_requests as sr
 from bot_harness import SECRET, Bot, poll
 
-from bot import timeline
-from bot.backfill import backfill
+from bot.incidents import timeline
+from bot.slack.backfill import backfill
 from storage.db import unit_of_work
 
 

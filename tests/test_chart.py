@@ -7,9 +7,9 @@ import sys
 import zlib
 from datetime import UTC, datetime
 
-from bot import chart, digest
-from bot.periods import previous_period
-from bot.seed import seed
+from bot.demo.seed import seed
+from bot.reports import chart, digest
+from bot.reports.periods import previous_period
 from bot.settings import Settings
 from storage.db import SessionFactory
 
@@ -67,7 +67,7 @@ def test_matplotlib_is_not_imported_at_start_up() -> None:
     # Start-up memory: only the render imports it. (A fresh interpreter, since other tests render.)
     import subprocess
 
-    code = "import bot.digest, bot.chart, bot.service, sys; print('matplotlib' in sys.modules)"
+    code = "import bot.reports.digest, bot.reports.chart, bot.runtime.service, sys; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "False"
 
@@ -77,7 +77,7 @@ def test_the_chart_is_drawn_in_a_child_process_so_matplotlib_stays_out_of_the_bo
     import sys
 
     code = (
-        "import sys; from bot import chart; "
+        "import sys; from bot.reports import chart; "
         "png = chart.render_png([chart.ChartPoint('2026-W01', {'P0': 1}, 600.0)], title='t'); "
         "assert png.startswith(b'\\x89PNG'), png[:8]; "
         "assert 'matplotlib' not in sys.modules and 'numpy' not in sys.modules; print(len(png))"

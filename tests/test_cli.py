@@ -60,8 +60,6 @@ def tables(path: Path) -> set[str]:
         return {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-
-
 def http_status(url: str, timeout: float = 2) -> int | None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:

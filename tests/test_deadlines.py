@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from bot.deadlines import Fired, IncidentClock, Policy, contacts_for_level, format_duration, plan
+from bot.incidents.deadlines import Fired, IncidentClock, Policy, contacts_for_level, format_duration, plan
 from bot.settings import DEFAULT_RESOLUTION_TARGETS, DEFAULT_RESPONSE_TARGETS, DEFAULT_UPDATE_REMINDER
 from storage.models import utcnow
 

@@ -25,11 +25,12 @@ from fake_slack import UPLOAD_METHOD, Call, FakeSlack
 from incident_rows import incident, store
 from sqlmodel import select
 
-from bot import digest
-from bot.blocks.digest import MAX_BLOCKS, digest_message
-from bot.periods import previous_period
-from bot.reports import REPORT_TITLES
+from bot.reports import digest
+from bot.reports.formatting import REPORT_TITLES
+from bot.reports.periods import previous_period
+from bot.runtime import digest_jobs
 from bot.settings import Settings
+from bot.slack.blocks.digest import MAX_BLOCKS, digest_message
 from storage.db import SessionFactory, unit_of_work
 from storage.models import DigestRun, FollowUp, Outbox
 
@@ -252,10 +253,10 @@ def test_jobs_follow_the_settings() -> None:
             quarterly_digest_cron="",
         )
     )
-    jobs = {job["id"]: job for job in digest.jobs(rt)}  # type: ignore[arg-type]
+    jobs = {job["id"]: job for job in digest_jobs.jobs(rt)}  # type: ignore[arg-type]
     assert set(jobs) == {"digest-weekly", "digest-monthly", "digest-catch-up"}
     weekly, monthly = jobs["digest-weekly"], jobs["digest-monthly"]
-    assert weekly["func"] is digest.run_digest and weekly["args"] == [rt, "weekly"]
+    assert weekly["func"] is digest_jobs.run_digest and weekly["args"] == [rt, "weekly"]
     assert (weekly["max_instances"], weekly["coalesce"]) == (1, True)
     assert weekly["misfire_grace_time"] >= 3600
     berlin = ZoneInfo("Europe/Berlin")
@@ -264,13 +265,13 @@ def test_jobs_follow_the_settings() -> None:
     assert weekly["trigger"].get_next_fire_time(None, after) == datetime(2026, 11, 30, 10, tzinfo=berlin)
     # The first Monday of the month: APScheduler ANDs day and day_of_week.
     assert monthly["trigger"].get_next_fire_time(None, after) == datetime(2026, 12, 7, 10, tzinfo=berlin)
-    assert jobs["digest-catch-up"]["func"] is digest.catch_up
+    assert jobs["digest-catch-up"]["func"] is digest_jobs.catch_up
     off = SimpleNamespace(settings=settings(digest_cron="", monthly_digest_cron="", quarterly_digest_cron=""))
-    assert digest.jobs(off) == []  # type: ignore[arg-type]
+    assert digest_jobs.jobs(off) == []  # type: ignore[arg-type]
 
 
 def test_quarterly_cron_fires_on_the_first_monday_of_a_quarter() -> None:
-    trigger = digest.trigger("0 10 1-7 1,4,7,10 mon", settings())
+    trigger = digest_jobs.trigger("0 10 1-7 1,4,7,10 mon", settings())
     fire = trigger.get_next_fire_time(None, datetime(2026, 11, 26, tzinfo=UTC))
     assert fire == datetime(2027, 1, 4, 10, tzinfo=UTC)
     assert previous_period("quarterly", fire, "UTC").label == "Q4 2026"
@@ -292,14 +293,14 @@ def test_quarterly_cron_fires_on_the_first_monday_of_a_quarter() -> None:
     ],
 )
 def test_missed_digest_is_due_only_within_the_current_period(expr: str, kind: str, now: datetime, due: bool) -> None:
-    assert digest.missed(expr, kind, now, "UTC") is due
+    assert digest_jobs.missed(expr, kind, now, "UTC") is due
 
 
 def test_missed_respects_the_digest_timezone() -> None:
     # Monday 2026-11-23 09:30 UTC is 20:30 in Sydney: 10:00 passed there this week, not yet in UTC.
     monday_morning_utc = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
-    assert digest.missed("0 10 * * mon", "weekly", monday_morning_utc, "Australia/Sydney")
-    assert not digest.missed("0 10 * * mon", "weekly", monday_morning_utc, "UTC")
+    assert digest_jobs.missed("0 10 * * mon", "weekly", monday_morning_utc, "Australia/Sydney")
+    assert not digest_jobs.missed("0 10 * * mon", "weekly", monday_morning_utc, "UTC")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,7 +347,7 @@ def test_scheduled_job_posts_once_per_period_with_its_chart(make_bot: Any, db_ur
     assert isinstance(job.trigger, CronTrigger)
     assert str(job.trigger) == "cron[month='*', day='*', day_of_week='*', hour='*', minute='*']"
     assert str(job.trigger.timezone) == "UTC"  # DIGEST_TIMEZONE
-    assert job.func is digest.run_digest and list(job.args) == [bot.service.background.rt, "weekly"]
+    assert job.func is digest_jobs.run_digest and list(job.args) == [bot.service.background.rt, "weekly"]
     assert (job.max_instances, job.coalesce) == (1, True)
 
     for _ in range(3):
@@ -386,7 +387,7 @@ def test_two_bots_on_one_database_post_once(make_bot: Any, db_url: str) -> None:
 
     def run(bot: Bot) -> None:
         for _ in range(3):
-            result = digest.run_digest(bot.service.rt, "weekly", now=PAST)
+            result = digest_jobs.run_digest(bot.service.rt, "weekly", now=PAST)
             with lock:
                 won.append(result)
 
@@ -403,18 +404,18 @@ def test_two_bots_on_one_database_post_once(make_bot: Any, db_url: str) -> None:
 
 def test_no_second_post_after_a_restart_in_the_same_period(make_bot: Any, db_url: str) -> None:
     before: Bot = make_bot(digest_cron="0 10 * * mon")
-    assert digest.run_digest(before.service.rt, "weekly", now=PAST)
+    assert digest_jobs.run_digest(before.service.rt, "weekly", now=PAST)
     delivered_run(before.sessions, "weekly", date(2024, 3, 4))
     # The real start-up catch-up may post the real last week too: make sure its claim is in (claims
     # serialise in the database), then let everything land.
-    digest.catch_up(before.service.rt)
+    digest_jobs.catch_up(before.service.rt)
     poll(lambda: all_delivered(before.sessions), timeout=20, message="every digest delivered")
     posted = len(digest_posts(before.fake))
     before.stop()
 
     after: Bot = make_bot(digest_cron="0 10 * * mon", database_url=db_url)
-    assert digest.catch_up(after.service.rt, now=PAST) == []
-    assert not digest.run_digest(after.service.rt, "weekly", now=PAST)
+    assert digest_jobs.catch_up(after.service.rt, now=PAST) == []
+    assert not digest_jobs.run_digest(after.service.rt, "weekly", now=PAST)
     after.fake.assert_no_more("files.completeUploadExternal", posted, settle=1.5)
     assert len(digest_posts(after.fake)) == posted
     assert len(digest_posts(after.fake, PAST_LABEL)) == 1
@@ -424,13 +425,13 @@ def test_missed_digest_is_posted_at_start_up_only_within_its_period(make_bot: An
     bot: Bot = make_bot(digest_cron="0 10 * * mon")
     rt = bot.service.rt
     # Monday 2024-03-18 09:00: the last fire (03-11 10:00) reported on the week before last: too old.
-    assert digest.catch_up(rt, now=datetime(2024, 3, 18, 9, 0, tzinfo=UTC)) == []
+    assert digest_jobs.catch_up(rt, now=datetime(2024, 3, 18, 9, 0, tzinfo=UTC)) == []
     # Wednesday 2024-03-13: Monday 10:00 passed while the bot was down: 2024-W10 is posted now.
-    assert digest.catch_up(rt, now=PAST) == ["weekly"]
+    assert digest_jobs.catch_up(rt, now=PAST) == ["weekly"]
     delivered_run(bot.sessions, "weekly", date(2024, 3, 4))
     assert len(digest_posts(bot.fake, PAST_LABEL)) == 1
     assert not any(r.period_start == date(2024, 3, 11) for r in runs(bot.sessions))
-    assert digest.catch_up(rt, now=PAST + timedelta(days=1)) == []  # claimed already
+    assert digest_jobs.catch_up(rt, now=PAST + timedelta(days=1)) == []  # claimed already
     bot.fake.assert_no_more(
         "chat.postMessage", 0, settle=0.5, where=lambda c: "2024-W11" in str(c.params.get("text", ""))
     )
@@ -451,7 +452,10 @@ def test_start_up_posts_the_digest_it_missed_without_being_asked(make_bot: Any) 
 def test_monthly_and_quarterly_catch_up_post_their_own_summaries(make_bot: Any) -> None:
     bot: Bot = make_bot(monthly_digest_cron="0 10 1-7 * mon", quarterly_digest_cron="0 10 1-7 1,4,7,10 mon")
     # Friday 2024-04-12: April's first Monday (the 1st) has passed: March and Q1 are due.
-    assert sorted(digest.catch_up(bot.service.rt, now=datetime(2024, 4, 12, tzinfo=UTC))) == ["monthly", "quarterly"]
+    assert sorted(digest_jobs.catch_up(bot.service.rt, now=datetime(2024, 4, 12, tzinfo=UTC))) == [
+        "monthly",
+        "quarterly",
+    ]
     monthly = delivered_run(bot.sessions, "monthly", date(2024, 3, 1))
     quarterly = delivered_run(bot.sessions, "quarterly", date(2024, 1, 1))
     (month_post,) = digest_posts(bot.fake, "March 2024")
@@ -466,7 +470,7 @@ def test_monthly_and_quarterly_catch_up_post_their_own_summaries(make_bot: Any) 
 def test_a_500_from_slack_is_retried_and_posts_once(bot: Bot) -> None:
     # Two 500s: the Web API client's own quick retry fails too, so the outbox has to retry it.
     bot.fake.fail("chat.postMessage", 500, times=2)
-    assert digest.run_digest(bot.service.rt, "weekly", now=PAST)
+    assert digest_jobs.run_digest(bot.service.rt, "weekly", now=PAST)
     delivered_run(bot.sessions, "weekly", date(2024, 3, 4))
     assert len(digest_posts(bot.fake, PAST_LABEL)) == 1
     assert [c.status for c in bot.fake.calls("chat.postMessage")] == [500, 500, 200]
@@ -480,7 +484,7 @@ def test_a_500_from_slack_is_retried_and_posts_once(bot: Bot) -> None:
 
 def test_a_failed_chart_upload_is_retried_without_posting_again(bot: Bot) -> None:
     bot.fake.fail("files.completeUploadExternal", 500, times=2)
-    assert digest.run_digest(bot.service.rt, "weekly", now=PAST)
+    assert digest_jobs.run_digest(bot.service.rt, "weekly", now=PAST)
     run = delivered_run(bot.sessions, "weekly", date(2024, 3, 4))
     assert len(digest_posts(bot.fake, PAST_LABEL)) == 1
     complete = [c for c in bot.fake.calls("files.completeUploadExternal") if c.status == 200]

@@ -17,6 +17,7 @@ from fake_slack import Call, FakeSlack
 from sqlmodel import select
 
 from bot.ids import Action
+from bot.incidents import lifecycle as incidents
 from storage.db import unit_of_work
 from storage.models import Escalation, Incident, TimelineEntry
 
@@ -206,8 +207,8 @@ def test_sweep_looks_only_at_due_incidents(sessions: Any) -> None:
     """The sweep's query is one range scan on next_check_at, whatever the closed history holds."""
     from datetime import timedelta
 
-    from bot import escalation, incidents
-    from bot.forms import DeclareForm
+    from bot.incidents import escalation
+    from bot.incidents.forms import DeclareForm
     from bot.settings import Settings
     from storage.models import utcnow
 
@@ -239,9 +240,9 @@ def test_concurrent_sweepers_claim_each_escalation_once(sessions: Any, db_url: s
     import threading
     from datetime import timedelta
 
-    from bot import escalation, incidents
-    from bot.forms import DeclareForm
-    from bot.outbox import OutboxKind
+    from bot.incidents import escalation
+    from bot.incidents.forms import DeclareForm
+    from bot.incidents.outbox import OutboxKind
     from bot.settings import Settings
     from storage.models import Outbox, utcnow
 
@@ -301,8 +302,8 @@ def test_a_severity_raise_committed_mid_sweep_is_not_overwritten(
     import threading
     from datetime import timedelta
 
-    from bot import escalation, incidents
-    from bot.forms import DeclareForm
+    from bot.incidents import escalation
+    from bot.incidents.forms import DeclareForm
     from bot.settings import Settings
     from storage.models import utcnow
 
@@ -344,8 +345,8 @@ def test_an_idle_acknowledged_p0_is_nudged_at_most_max_repeats_plus_one_times(se
     """Through the sweep and the database: three nudges per quiet spell, none once Mitigated."""
     from datetime import UTC, datetime, timedelta
 
-    from bot import escalation, incidents
-    from bot.forms import DeclareForm
+    from bot.incidents import escalation
+    from bot.incidents.forms import DeclareForm
     from bot.settings import Settings
     from storage.models import SystemEvent
 
@@ -399,8 +400,8 @@ def test_an_acknowledgement_committed_mid_sweep_is_not_announced_as_missing(
     import threading
     from datetime import timedelta
 
-    from bot import escalation, incidents
-    from bot.forms import DeclareForm
+    from bot.incidents import escalation
+    from bot.incidents.forms import DeclareForm
     from bot.settings import Settings
     from storage.models import utcnow
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import slack_requests as sr
 
-from bot.listeners.events import to_change
-from bot.timeline import Change, ThreadMessage
+from bot.incidents.timeline import Change, ThreadMessage
+from bot.slack.listeners.events import to_change
 
 CHANNEL = "C0INCIDENTS"
 CARD_TS = "1764168000.000100"

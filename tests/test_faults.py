@@ -32,10 +32,10 @@ from fake_slack import Call, FakeSlack
 from pg_proxy import PgProxy
 from sqlmodel import Session, select
 
-from bot import timeline
 from bot.ids import Action, Block, Callback
-from bot.listeners.views import UNAVAILABLE
-from bot.outbox import OutboxKind, pending_count
+from bot.incidents import timeline
+from bot.incidents.outbox import OutboxKind, pending_count
+from bot.slack.listeners.views import UNAVAILABLE
 from storage import db
 from storage.db import unit_of_work
 from storage.models import DayCounter, EntryKind, Escalation, Incident, Outbox, ProcessedEvent, TimelineEntry
@@ -373,14 +373,6 @@ def test_locked_sqlite_makes_writers_wait_not_fail(db_url: str, make_bot: Any, w
 
 
 # ---------------------------------------------------------------------- process faults
-
-
-
-
-
-
-
-
 
 
 def _try_post(url: str, request: sr.SignedRequest) -> tuple[int, dict[str, Any]] | None:

@@ -10,10 +10,10 @@ from typing import Any
 import slack_requests as sr
 from bot_harness import SECRET, Bot
 
-from bot.blocks import home
 from bot.ids import Action
-from bot.metrics import MARK_BASELINE, MARK_GREEN, MARK_RED, CurrentStatus, StatusFigure
+from bot.reports.metrics import MARK_BASELINE, MARK_GREEN, MARK_RED, CurrentStatus, StatusFigure
 from bot.settings import Settings
+from bot.slack.blocks import home
 from storage.models import Incident
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -26,13 +26,13 @@ from bot_process import bot_env, child_pids, free_port, wait_healthy
 from fake_slack import FakeSlack
 from sqlmodel import select
 
-from bot import incidents
-from bot.app import create_app
 from bot.ids import Action, Callback
-from bot.listeners import Stage
-from bot.runtime import Runtime
+from bot.incidents import lifecycle as incidents
 from bot.runtime.inbox_worker import InboxWorker
 from bot.runtime.intake import request_key
+from bot.slack.app import create_app
+from bot.slack.context import Runtime
+from bot.slack.listeners import Stage
 from storage import db, inbox
 from storage.models import InboxRequest, Incident, RunbookUse, TimelineEntry, utcnow
 
@@ -170,7 +170,7 @@ def work_runtime(engine: Any, fake_slack: FakeSlack) -> Runtime:
 
 
 def declare_one(rt: Runtime) -> Incident:
-    from bot.forms import parse_declare
+    from bot.slack.forms import parse_declare
 
     form = parse_declare(declare_values("Stored directly", "P1"))
     with db.unit_of_work(rt.sessions) as session:

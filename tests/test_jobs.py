@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy as sa
 from conftest import create_pg_database, drop_pg_database
 
-from bot import digest, scheduler
-from bot.backfill import backfill_job
-from bot.jobs import database_unavailable
-from bot.retention import retention_job
+from bot.runtime import digest_jobs, scheduler
+from bot.runtime.retention import retention_job
 from bot.settings import Settings
+from bot.slack.backfill import backfill_job
 from storage import db
+from storage.errors import database_unavailable
 
 
 def _wrapped(kind: type[sa.exc.DBAPIError], orig: Exception, **kw: Any) -> sa.exc.DBAPIError:
@@ -62,7 +62,7 @@ JOBS: dict[str, Callable[[Any], object]] = {
     "sweep": scheduler.sweep_job,
     "event clean-up": scheduler.forget_old_events,
     "backfill": backfill_job,
-    "digest": lambda rt: digest.run_digest(rt, "weekly"),
+    "digest": lambda rt: digest_jobs.run_digest(rt, "weekly"),
     "retention": retention_job,
 }
 

@@ -15,8 +15,9 @@ import slack_requests as sr
 from bot_harness import SECRET, Bot, declare_values, poll
 from sqlmodel import select
 
-from bot import incidents, timeline
 from bot.ids import Action, Block, Callback
+from bot.incidents import queries as incident_queries
+from bot.incidents import timeline
 from storage.db import unit_of_work
 from storage.models import FollowUp, Incident
 
@@ -62,7 +63,7 @@ def action_ids(bot: Bot, incident_id: str) -> list[str]:
 
 def stored(bot: Bot, incident_id: str) -> Incident:
     with unit_of_work(bot.sessions) as session:
-        return incidents.get(session, incident_id)
+        return incident_queries.get(session, incident_id)
 
 
 # -- declaring ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bot.logs import RedactingFilter, redact
+from bot.runtime.logs import RedactingFilter, redact
 
 
 def _record_with_exception(message: str) -> logging.LogRecord:

@@ -334,9 +334,9 @@ UNSUBSCRIBED_EVENTS: dict[str, dict[str, Any]] = {
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     from slack_sdk import WebClient
 
-    from bot.app import create_app
-    from bot.runtime import Runtime
     from bot.settings import Settings
+    from bot.slack.app import create_app
+    from bot.slack.context import Runtime
     from storage import db
 
     tmp_path = tmp_path_factory.mktemp("manifest")

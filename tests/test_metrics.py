@@ -9,8 +9,13 @@ import pytest
 from incident_rows import incident, store
 from sqlmodel import select
 
-from bot import metrics
-from bot.periods import current_period, custom_period, previous_period
+from bot.incidents import lifecycle as incidents
+from bot.incidents import queries as incident_queries
+from bot.reports import metrics
+from bot.reports import postmortem as postmortem_md
+from bot.reports import report as report_md
+from bot.reports import tracker as tracker_md
+from bot.reports.periods import current_period, custom_period, previous_period
 from bot.settings import Settings
 from storage.db import SessionFactory, unit_of_work
 from storage.models import Escalation, FollowUp, Incident, RunbookUse, TimelineEntry
@@ -298,8 +303,7 @@ def test_in_progress_period_is_measured_up_to_now(sessions: SessionFactory) -> N
 def _reopened_p0(sessions: SessionFactory) -> str:
     """A P0 through the service: 20 min of impact, resolved, reopened 23 h 45 min later, 15 more
     minutes of impact, resolved 10 minutes after that. Impact 35 min; open 30 + 25 = 55 min."""
-    from bot import incidents
-    from bot.forms import DeclareForm, ResolveForm
+    from bot.incidents.forms import DeclareForm, ResolveForm
 
     policy = Settings().policy()
     form = ResolveForm(root_cause="bad deploy", resolution="rolled back", root_cause_class="Code Bug")
@@ -352,13 +356,12 @@ def test_a_reopened_p0_counts_its_impact_not_the_day_it_sat_resolved(sessions: S
 
 
 def test_the_weekly_report_prints_the_reopened_p0s_real_downtime(sessions: SessionFactory) -> None:
-    from bot import reports
 
     incident_id = _reopened_p0(sessions)
     with sessions() as session:
-        text = reports.render_report(session, Settings(), "weekly", NOW)
-        postmortem = reports.render_postmortem(session, incident_id)
-        tracker = reports.render_tracker(session, Settings(), NOW)
+        text = report_md.render_report(session, Settings(), "weekly", NOW)
+        postmortem = postmortem_md.render_postmortem(session, incident_id)
+        tracker = tracker_md.render_tracker(session, Settings(), NOW)
     assert "35.0 min" in text and "1470.0 min" not in text
     # The postmortem's and the tracker log's MTTR: open time, not 24 h 40 min.
     assert postmortem is not None and "**MTTR:** 55 minutes" in postmortem
@@ -366,8 +369,7 @@ def test_the_weekly_report_prints_the_reopened_p0s_real_downtime(sessions: Sessi
 
 
 def test_an_ongoing_reopened_p0_is_down_from_its_reopening_until_now(sessions: SessionFactory) -> None:
-    from bot import incidents
-    from bot.forms import DeclareForm, ResolveForm
+    from bot.incidents.forms import DeclareForm, ResolveForm
 
     policy = Settings().policy()
     with unit_of_work(sessions) as session:
@@ -399,14 +401,13 @@ def select_reopens():  # type: ignore[no-untyped-def]
 
 def test_the_card_and_the_status_answer_show_a_reopened_incidents_open_time(sessions: SessionFactory) -> None:
     """The card and `/incident status` give the same MTTR as the metrics: 55 minutes, not a day."""
-    from bot import incidents
-    from bot.blocks import card, messages
     from bot.settings import Settings
+    from bot.slack.blocks import card, messages
 
     incident_id = _reopened_p0(sessions)
     policy = Settings(slack_bot_token="xoxb-x", slack_signing_secret="s").policy()
     with unit_of_work(sessions) as session:
-        incident = incidents.get(session, incident_id)
+        incident = incident_queries.get(session, incident_id)
         mttr = incidents.open_time(session, incident)
     assert mttr.total_seconds() == 55 * 60
     shown = json.dumps(card.card(incident, policy=policy, now=at(19, 0, 0), mttr=mttr))

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot import outbox
-from bot.__main__ import main
-from bot.outbox import OutboxKind, enqueue
+from bot.cli import main
+from bot.incidents import outbox
+from bot.incidents.outbox import OutboxKind, enqueue
 from storage import db
 from storage.models import Outbox, utcnow
 

@@ -16,10 +16,11 @@ from fake_slack import FakeSlack
 from slack_sdk import WebClient
 from sqlmodel import select
 
-from bot import delivery
-from bot.delivery import Deliverer, Send
-from bot.outbox import OutboxKind, enqueue
-from bot.runtime import make_client
+from bot.incidents.outbox import OutboxKind, enqueue
+from bot.slack import leases
+from bot.slack.context import make_client
+from bot.slack.delivery import Deliverer
+from bot.slack.sends import Send
 from storage import db
 from storage.models import Incident, Outbox, TimelineEntry, utcnow
 
@@ -64,7 +65,7 @@ def test_a_card_whose_sender_died_after_posting_is_found_by_its_metadata_not_pos
     sessions: db.SessionFactory, recent_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_slack = recent_slack
-    monkeypatch.setattr(delivery, "LEASE", timedelta(milliseconds=300))
+    monkeypatch.setattr(leases, "LEASE", timedelta(milliseconds=300))
     settings = settings_for("sqlite://", fake_slack)
     client = make_client(settings)
     dying, survivor = Deliverer(sessions, client, settings), Deliverer(sessions, client, settings)

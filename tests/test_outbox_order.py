@@ -14,10 +14,11 @@ from bot_harness import Bot, poll
 from fake_slack import FakeSlack
 from sqlmodel import select
 
-from bot import delivery
-from bot.delivery import Deliverer, Send
 from bot.ids import Action
-from bot.outbox import OutboxKind, enqueue
+from bot.incidents.outbox import OutboxKind, enqueue
+from bot.slack import leases
+from bot.slack.delivery import Deliverer
+from bot.slack.sends import Send
 from storage import db
 from storage.models import Incident, Outbox, utcnow
 
@@ -101,9 +102,9 @@ def test_a_send_that_outlives_its_lease_is_posted_once(
 ) -> None:
     from bot_harness import settings_for
 
-    from bot.runtime import make_client
+    from bot.slack.context import make_client
 
-    monkeypatch.setattr(delivery, "LEASE", timedelta(milliseconds=300))
+    monkeypatch.setattr(leases, "LEASE", timedelta(milliseconds=300))
     settings = settings_for("sqlite://", fake_slack)
     client = make_client(settings)
     replicas = [Deliverer(sessions, client, settings) for _ in range(2)]
@@ -126,7 +127,7 @@ def test_a_send_that_outlives_its_lease_is_posted_once(
 def test_a_delivery_is_recorded_only_by_the_claim_holder(sessions: db.SessionFactory, fake_slack: FakeSlack) -> None:
     from bot_harness import settings_for
 
-    from bot.runtime import make_client
+    from bot.slack.context import make_client
 
     settings = settings_for("sqlite://", fake_slack)
     deliverer = Deliverer(sessions, make_client(settings), settings)
@@ -156,8 +157,8 @@ def test_a_delivery_is_recorded_only_by_the_claim_holder(sessions: db.SessionFac
 def test_dead_letters_are_listed_shown_to_the_commander_counted_and_requeued(
     bot: Bot, fake_slack: FakeSlack, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bot.__main__ import main
-    from bot.listeners.home import home_view
+    from bot.cli import main
+    from bot.slack.listeners.home import home_view
 
     incident = bot.declare("Private channel", "P2")
     fake_slack.fail("chat.postMessage", 200, times=1, error="channel_not_found")

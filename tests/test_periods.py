@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.periods import current_period, custom_period, period_before, periods_back, previous_period
+from bot.reports.periods import current_period, custom_period, period_before, periods_back, previous_period
 
 
 def utc(*args: int) -> datetime:

@@ -10,8 +10,8 @@ import time
 import slack_requests as sr
 from bot_harness import SECRET, Bot, poll
 
-from bot import timeline
 from bot.ids import Action
+from bot.incidents import timeline
 from storage.db import unit_of_work
 
 

@@ -10,8 +10,10 @@ import pytest
 from freezegun import freeze_time
 from sqlmodel import select
 
-from bot import reports
-from bot.seed import seed
+from bot.demo.seed import seed
+from bot.reports import postmortem as postmortem_md
+from bot.reports import report as report_md
+from bot.reports import tracker as tracker_md
 from bot.settings import Settings
 from storage.db import SessionFactory, unit_of_work
 from storage.models import FollowUp, Incident, TimelineEntry, utcnow
@@ -69,7 +71,7 @@ def assert_clean(markdown: str) -> None:
 
 def test_empty_tracker_has_every_seed_heading_in_order_and_says_no_data(sessions: SessionFactory) -> None:
     with freeze_time(SEED_DAY), sessions() as session:
-        markdown = reports.render_tracker(session, Settings(), utcnow())
+        markdown = tracker_md.render_tracker(session, Settings(), utcnow())
     expected = headings(seed_tracker())
     assert len(expected) > 30
     assert headings(markdown) == expected
@@ -89,7 +91,7 @@ def test_empty_tracker_has_every_seed_heading_in_order_and_says_no_data(sessions
 def test_seeded_tracker_fills_every_section(sessions: SessionFactory) -> None:
     seed(sessions, incidents=1500, seed=7, now=SEED_DAY + timedelta(hours=12), force=False)
     with sessions() as session:
-        markdown = reports.render_tracker(session, Settings(), SEED_DAY + timedelta(hours=12), log_limit=5)
+        markdown = tracker_md.render_tracker(session, Settings(), SEED_DAY + timedelta(hours=12), log_limit=5)
     assert is_subsequence(headings(seed_tracker()), headings(markdown))
     assert_clean(markdown)
     for marker in NO_DATA_MARKERS:
@@ -180,7 +182,7 @@ def postmortem_history(sessions: SessionFactory) -> Incident:
 def test_postmortem_in_the_tracker_template(sessions: SessionFactory) -> None:
     postmortem_history(sessions)
     with sessions() as session:
-        markdown = reports.render_postmortem(session, "INC-2026-03-01-001")
+        markdown = postmortem_md.render_postmortem(session, "INC-2026-03-01-001")
         ids = list(session.exec(select(FollowUp.id).order_by(FollowUp.id)))  # type: ignore[arg-type]
     assert markdown is not None
     lines = markdown.splitlines()
@@ -223,8 +225,8 @@ def test_unresolved_postmortem_and_unknown_id(sessions: SessionFactory) -> None:
             )
         )
     with sessions() as session:
-        markdown = reports.render_postmortem(session, "INC-2026-03-02-001")
-        assert reports.render_postmortem(session, "INC-2099-01-01-001") is None
+        markdown = postmortem_md.render_postmortem(session, "INC-2026-03-02-001")
+        assert postmortem_md.render_postmortem(session, "INC-2099-01-01-001") is None
     assert markdown is not None
     assert "**MTTR:** - (unresolved)  " in markdown
     assert "**Affected Users:** - (unknown)  " in markdown
@@ -237,8 +239,8 @@ def test_tracker_log_reuses_the_postmortem_template(sessions: SessionFactory) ->
     postmortem_history(sessions)
     now = datetime(2026, 3, 10, tzinfo=UTC)
     with sessions() as session:
-        postmortem = reports.render_postmortem(session, "INC-2026-03-01-001")
-        tracker = reports.render_tracker(session, Settings(), now)
+        postmortem = postmortem_md.render_postmortem(session, "INC-2026-03-01-001")
+        tracker = tracker_md.render_tracker(session, Settings(), now)
     assert postmortem is not None
     block = postmortem.rstrip().removesuffix("---").rstrip()
     assert block in tracker
@@ -268,7 +270,7 @@ def test_weekly_report_compares_with_the_week_before(sessions: SessionFactory) -
                 )
             )
     with freeze_time(NOW), sessions() as session:
-        markdown = reports.render_report(session, Settings(), "weekly", utcnow())
+        markdown = report_md.render_report(session, Settings(), "weekly", utcnow())
     assert markdown.startswith("# Weekly incident digest: 2026-W47\n")
     assert "2026-11-16 00:00 → 2026-11-23 00:00 UTC, compared with 2026-W46" in markdown
     assert "- **Incidents:** 3 (previous 0, ↑ +3)" in markdown
@@ -284,7 +286,7 @@ def test_weekly_report_compares_with_the_week_before(sessions: SessionFactory) -
 @pytest.mark.parametrize(("kind", "label"), [("monthly", "October 2026"), ("quarterly", "Q3 2026")])
 def test_monthly_and_quarterly_reports(sessions: SessionFactory, kind: str, label: str) -> None:
     with sessions() as session:
-        markdown = reports.render_report(session, Settings(), kind, NOW)
+        markdown = report_md.render_report(session, Settings(), kind, NOW)
     assert markdown.splitlines()[0].endswith(f": {label}")
     assert "## Anomalies" in markdown
     assert_clean(markdown)
@@ -292,4 +294,4 @@ def test_monthly_and_quarterly_reports(sessions: SessionFactory, kind: str, labe
 
 def test_unknown_report_kind_is_refused(sessions: SessionFactory) -> None:
     with sessions() as session, pytest.raises(ValueError, match="unknown report"):
-        reports.render_report(session, Settings(), "daily", NOW)
+        report_md.render_report(session, Settings(), "daily", NOW)

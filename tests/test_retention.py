@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 from sqlmodel import select
 
-from bot import retention
+from bot.runtime import retention
 from bot.settings import Settings
 from storage.db import SessionFactory, unit_of_work
 from storage.models import AlertNotification, InboxRequest, Outbox, ProcessedEvent
@@ -102,7 +102,7 @@ def test_the_daily_job_uses_the_retention_setting(sessions: SessionFactory) -> N
 
 
 def test_the_scheduler_runs_retention_daily() -> None:
-    from bot.scheduler import build_scheduler
+    from bot.runtime.scheduler import build_scheduler
 
     rt = SimpleNamespace(settings=Settings(_env_file=None, timeline_backfill_interval=0))  # type: ignore[call-arg]
     job = build_scheduler(rt).get_job("retention")  # type: ignore[arg-type]

@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from freezegun import freeze_time
 
-from bot import metrics
-from bot.periods import current_period, periods_back
-from bot.seed import SeedRefused, seed
+from bot.demo.seed import SeedRefused, seed
+from bot.reports import metrics
+from bot.reports.periods import current_period, periods_back
 from bot.settings import DEFAULT_RESPONSE_TARGETS
 from storage.db import SessionFactory
 from storage.models import DayCounter, Escalation, FollowUp, Incident, RunbookUse, TimelineEntry, utcnow
@@ -121,7 +121,7 @@ def test_same_seed_same_history_and_refusal_without_force(sessions: SessionFacto
 
 
 def test_later_declarations_continue_the_day_sequence(sessions: SessionFactory) -> None:
-    from bot.incidents import allocate_id
+    from bot.incidents.queries import allocate_id
 
     seed(sessions, incidents=200, seed=5, now=NOW, force=False)
     inc = table(Incident).c

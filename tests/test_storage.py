@@ -23,8 +23,9 @@ from conftest import BACKENDS, create_pg_database, drop_pg_database
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, select
 
-from bot.forms import DeclareForm
-from bot.incidents import allocate_id, declare
+from bot.incidents.forms import DeclareForm
+from bot.incidents.lifecycle import declare
+from bot.incidents.queries import allocate_id
 from bot.settings import Settings
 from storage import db
 from storage.models import DayCounter, Incident, TimelineEntry

@@ -19,8 +19,8 @@ import slack_requests as sr
 from bot_harness import SECRET, Bot, poll
 from sqlmodel import select
 
-from bot import timeline
 from bot.ids import Action
+from bot.incidents import timeline
 from storage.db import unit_of_work
 from storage.models import EntryKind, Incident, ProcessedEvent, SystemEvent, TimelineEntry
 
@@ -498,8 +498,8 @@ def processed_pin(bot: Bot, channel_id: str, ts: str) -> bool:
 
 def test_pending_pins_are_reconciled_by_the_sweep(sessions: Any) -> None:
     """A pin and its reply committed in separate, racing transactions still meet."""
-    from bot.forms import DeclareForm
-    from bot.incidents import card_posted, declare
+    from bot.incidents.forms import DeclareForm
+    from bot.incidents.lifecycle import card_posted, declare
     from bot.settings import Settings
     from storage.models import PendingPin, utcnow
 
