@@ -22,8 +22,8 @@ import slack_requests as sr
 from bot_harness import SECRET, TOKEN, Bot, declare_values, poll
 from bot_process import bot_env, free_port, wait_healthy
 from fake_slack import FakeSlack
+from fault_helpers import FAST, in_thread_of, pending
 from sqlmodel import select
-from test_faults import FAST, in_thread_of, pending
 
 from bot.ids import Action, Callback
 from bot.incidents import timeline

@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 import slack_requests as sr
+from alert_payloads import TOKEN as ALERT_TOKEN
+from alert_payloads import alert, cards, notification
+from alert_payloads import post as post_alert
 from bot_harness import SECRET, Bot, declare_values, poll
 from bot_process import bot_env, child_pids, free_port, start_bot, wait_healthy
 from fake_slack import FakeSlack
 from slack_bolt import BoltRequest
 from sqlmodel import select
-from test_alerts import TOKEN as ALERT_TOKEN
-from test_alerts import alert, cards, notification
-from test_alerts import post as post_alert
 
 from bot.ids import Callback
 from bot.runtime import worker_process

@@ -29,6 +29,7 @@ from bot_harness import SECRET, Bot, declare_values, poll
 from bot_process import bot_env, free_port, start_bot, wait_healthy
 from conftest import create_pg_database, drop_pg_database
 from fake_slack import Call, FakeSlack
+from fault_helpers import FAST, in_thread_of, pending
 from pg_proxy import PgProxy
 from sqlmodel import Session, select
 
@@ -40,13 +41,6 @@ from storage import db
 from storage.db import unit_of_work
 from storage.models import DayCounter, EntryKind, Escalation, Incident, Outbox, ProcessedEvent, TimelineEntry
 
-FAST = {
-    "response_targets": {"P0": 2},
-    "resolution_targets": {"P0": 120},
-    "escalation_contacts": ["U0ONCALL"],
-    "escalation_check_interval": 0.5,
-    "escalation_max_repeats": 0,
-}
 ACK_LIMIT = 1.0  # seconds; Slack allows 3, and we keep a wide margin
 
 
@@ -85,15 +79,6 @@ def accepted(fake: FakeSlack, where: Callable[[Call], bool], method: str = "chat
 
 def card_post_of(incident_id: str) -> Callable[[Call], bool]:
     return lambda c: "thread_ts" not in c.params and incident_id in str(c.params.get("text"))
-
-
-def in_thread_of(incident: Incident, fragment: str) -> Callable[[Call], bool]:
-    return lambda c: c.params.get("thread_ts") == incident.card_ts and fragment in str(c.params.get("text"))
-
-
-def pending(bot: Bot) -> int:
-    with unit_of_work(bot.sessions) as session:
-        return pending_count(session)
 
 
 def load(sessions: db.SessionFactory, incident_id: str) -> Incident:

@@ -30,7 +30,7 @@ from bot.settings import Settings
 from storage import db
 from storage.models import DayCounter, Incident, TimelineEntry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SETTING_NAMES = {name.upper() for name in Settings.model_fields} | {"CONFIG_FILE"}
 ID_RE = re.compile(r"^INC-(\d{4}-\d{2}-\d{2})-(\d{3})$")
 NOW = datetime(2026, 3, 14, 23, 59, 58, 500_000, tzinfo=UTC)

@@ -29,12 +29,12 @@ from slack_bolt import App, BoltRequest
 
 from bot.ids import BOT_EVENTS, BOT_SCOPES, COMMAND, Callback
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOT_DIR = ROOT / "bot"
 MANIFEST = ROOT / "manifest.yml"
 # CI copies shared/ beside the repository; tests/data holds copies for when it does not.
-SHARED_SLACK = Path(__file__).resolve().parents[1].parent / "shared/slack"
-VENDORED = Path(__file__).resolve().parent / "data"
+SHARED_SLACK = Path(__file__).resolve().parents[2].parent / "shared/slack"
+VENDORED = Path(__file__).resolve().parents[1] / "data"
 SCHEMAS = ("manifest.schema.1.0.0.json", "manifest.schema.2.0.0.json")
 HOME_LISTENER = BOT_DIR / "listeners" / "home.py"
 

@@ -18,7 +18,7 @@ from bot.settings import Settings
 from storage.db import SessionFactory, unit_of_work
 from storage.models import FollowUp, Incident, TimelineEntry, utcnow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SEED_CANDIDATES = (
     REPO.parent / "shared/seed/INCIDENT_TRACKER.md",  # CI: shared/ copied beside the clone
     REPO / "tests/data/INCIDENT_TRACKER.md",

@@ -34,7 +34,7 @@ from bot.slack.blocks.digest import MAX_BLOCKS, digest_message
 from storage.db import SessionFactory, unit_of_work
 from storage.models import DigestRun, FollowUp, Outbox
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # Monday 10:00 UTC: the weekly digest's moment
 # Far from the real clock, so a real start-up catch-up (which reports on the real last week) cannot

@@ -23,7 +23,7 @@ from fake_slack import FakeSlack
 from bot.settings import Settings
 from storage import db
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "xoxb-test"
 # A realistic one: the log filter masks every occurrence of a secret, and "s" would mask every letter s.
 SIGNING_SECRET = "8f14e45fceea167a5a36dedd4bea2543"
