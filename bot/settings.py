@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,6 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from bot.deadlines import Policy
 from bot.oncall.config import OnCallConfig, parse_oncall
 from storage.models import CATEGORIES, SEVERITIES
 
@@ -31,6 +31,20 @@ DEFAULT_RESOLUTION_TARGETS = {
     "P3": timedelta(hours=8),
 }
 DEFAULT_UPDATE_REMINDER = {"P0": timedelta(minutes=30), "P1": timedelta(hours=1)}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The escalation settings, severity-keyed."""
+
+    response_targets: dict[str, timedelta]
+    resolution_targets: dict[str, timedelta]
+    update_reminder: dict[str, timedelta] = field(default_factory=dict)
+    repeat: timedelta | None = None  # None: the severity's response target
+    max_repeats: int = 2
+
+    def repeat_for(self, severity: str) -> timedelta:
+        return self.repeat or self.response_targets[severity]
 
 
 class Runbook(BaseModel):

@@ -380,8 +380,3 @@ class ViewSubmission(SQLModel, table=True):
     view_id: str = Field(primary_key=True, max_length=64)
     callback_id: str = Field(max_length=64)
     received_at: datetime = _ts(nullable=False, index=True)
-
-
-# The on-call tables live in their own module; importing it here registers them on SQLModel.metadata
-# wherever the models are loaded (Alembic's env.py, the test fixtures).
-import storage.oncall  # noqa: E402, F401
