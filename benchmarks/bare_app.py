@@ -15,8 +15,8 @@ from typing import Any, cast
 from slack_bolt import Ack, App, BoltRequest
 from slack_sdk import WebClient
 
-from bot.runtime import Runtime
 from bot.runtime.http import Health, HttpServer
+from bot.slack.context import Runtime
 
 
 class AlwaysHealthy(Health):

@@ -20,8 +20,9 @@ import databases
 import sqlalchemy as sa
 from procs import ROOT, child_env
 
-from bot.reports import render_report, render_tracker
-from bot.seed import seed
+from bot.demo.seed import seed
+from bot.reports.report import render_report
+from bot.reports.tracker import render_tracker
 from bot.settings import Settings
 from storage import db
 from storage.models import Incident, TimelineEntry, utcnow
@@ -129,7 +130,7 @@ def run(backend: str, *, incidents: int) -> dict[str, Any]:
     python = sys.executable
     walls = _walls(
         {
-            "cli_import_ms": [python, "-c", "import bot.reports"],
+            "cli_import_ms": [python, "-c", "import bot.reports.report, bot.reports.tracker"],
             "cli_db_upgrade_ms": [python, "-m", "bot", "db", "upgrade"],
             "cli_report_weekly_ms": [python, "-m", "bot", "report", "weekly"],
             "cli_tracker_ms": [python, "-m", "bot", "tracker"],

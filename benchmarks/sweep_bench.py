@@ -16,7 +16,7 @@ import databases
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bot.escalation import due_incident_ids, sweep
+from bot.incidents.escalation import due_incident_ids, sweep
 from bot.settings import Settings
 from storage import db
 from storage.models import (

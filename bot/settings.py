@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from bot.deadlines import Policy
+from bot.oncall.config import OnCallConfig, parse_oncall
 from storage.models import CATEGORIES, SEVERITIES
 
 DEFAULT_RESPONSE_TARGETS = {
@@ -30,6 +31,20 @@ DEFAULT_RESOLUTION_TARGETS = {
     "P3": timedelta(hours=8),
 }
 DEFAULT_UPDATE_REMINDER = {"P0": timedelta(minutes=30), "P1": timedelta(hours=1)}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The escalation settings, severity-keyed."""
+
+    response_targets: dict[str, timedelta]
+    resolution_targets: dict[str, timedelta]
+    update_reminder: dict[str, timedelta] = field(default_factory=dict)
+    repeat: timedelta | None = None  # None: the severity's response target
+    max_repeats: int = 2
+
+    def repeat_for(self, severity: str) -> timedelta:
+        return self.repeat or self.response_targets[severity]
 
 
 class Runbook(BaseModel):
@@ -107,6 +122,13 @@ class Settings(BaseSettings):
     # How long delivered outbox rows, processed-event keys, alert notifications and done inbox
     # requests are kept (bot/retention.py): long enough to recognise any redelivery, and to debug.
     retention: timedelta = timedelta(days=90)
+
+    # On-call (CONTRACT.md "On-call"): the `oncall:` section of CONFIG_FILE, and where pages go.
+    oncall: OnCallConfig = Field(default_factory=OnCallConfig)
+    smtp_url: SecretStr | None = None  # smtp://[user:pass@]host[:port] or smtps://…: holds a password
+    email_from: str | None = None  # default incident-bot@<host>, filled in where e-mail is sent
+    page_webhook_url: str | None = None
+    page_webhook_secret: SecretStr | None = None
 
     log_level: str = "INFO"
     # The work after each ack runs in a second process, so it never holds the acks' interpreter
@@ -210,6 +232,30 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"{value!r} is not a valid crontab: {exc}") from None
         return value.strip()
+
+    @field_validator("oncall", mode="before")
+    @classmethod
+    def _oncall(cls, value: Any) -> Any:
+        # One line per mistake, each naming its path (oncall.policies.default.steps[1].after: …).
+        return value if isinstance(value, OnCallConfig) else parse_oncall(value)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value() and not value.get_secret_value().startswith(
+            ("smtp://", "smtps://")
+        ):
+            raise ValueError("must start with smtp:// or smtps://")
+        return value if value is not None and value.get_secret_value() else None
+
+    @model_validator(mode="after")
+    def _webhook_secret(self) -> Settings:
+        if self.page_webhook_url and not self.page_webhook_url.startswith(("https://", "http://")):
+            raise ValueError("PAGE_WEBHOOK_URL must be an https:// URL")
+        secret = self.page_webhook_secret.get_secret_value() if self.page_webhook_secret else ""
+        if self.page_webhook_url and not secret:
+            raise ValueError("PAGE_WEBHOOK_URL is set but PAGE_WEBHOOK_SECRET is not: receivers need it to check pages")
+        return self
 
     @model_validator(mode="after")
     def _api_url_slash(self) -> Settings:

@@ -14,7 +14,7 @@ import slack_requests as sr
 from fake_slack import FakeSlack
 
 from bot.ids import Block, Callback
-from bot.service import Service
+from bot.runtime.service import Service
 from bot.settings import Settings
 from storage import db
 from storage.models import Incident

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+import storage.schema  # noqa: F401  (every table, for truncating between tests)
 from storage import db
 
 # CI sets REQUIRE_POSTGRES=1 so that an unreachable server fails the run instead of skipping.

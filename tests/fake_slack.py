@@ -47,9 +47,7 @@ DEFAULT_AUTH: dict[str, Any] = {
 }
 
 # Form-encoded Slack arguments that carry JSON text; recorded decoded so tests can compare structures.
-_JSON_FIELDS = frozenset(
-    {"blocks", "attachments", "view", "files", "metadata", "unfurls", "user_auth_blocks"}
-)
+_JSON_FIELDS = frozenset({"blocks", "attachments", "view", "files", "metadata", "unfurls", "user_auth_blocks"})
 # Conversation and user IDs are upper-case; channel names never are, so the two cannot be confused.
 _ID_RE = re.compile(r"^[CGDU][A-Z0-9]{2,}$")
 # These answer without a token on the real API; everything else would say not_authed.
@@ -231,9 +229,7 @@ class FakeSlack:
         name = channel.lstrip("#").lower()
         with self._cond:
             if name not in self._channels:
-                derived = (
-                    re.sub(r"[^A-Z0-9]", "", name.upper()) or uuid.uuid5(uuid.NAMESPACE_URL, name).hex[:8]
-                )
+                derived = re.sub(r"[^A-Z0-9]", "", name.upper()) or uuid.uuid5(uuid.NAMESPACE_URL, name).hex[:8]
                 self._channels[name] = "C" + derived.upper()
             return self._channels[name]
 
@@ -362,8 +358,7 @@ class FakeSlack:
                 self._cond.wait(remaining)
             if len(found) != count:
                 raise AssertionError(
-                    f"expected exactly {count} {method} call(s), got {len(found)}.\n"
-                    f"Recorded: {self._summary()}"
+                    f"expected exactly {count} {method} call(s), got {len(found)}.\nRecorded: {self._summary()}"
                 )
 
     def _matching(self, method: str, where: Callable[[Call], bool] | None) -> list[Call]:
@@ -437,9 +432,7 @@ class FakeSlack:
             # The client gave up (e.g. its timeout fired during a delay); nothing left to answer.
             pass
 
-    def _decide(
-        self, method: str, path: str, params: Params, headers: dict[str, str]
-    ) -> tuple[_Reply, float]:
+    def _decide(self, method: str, path: str, params: Params, headers: dict[str, str]) -> tuple[_Reply, float]:
         """Must hold the lock: picks the fault/delay for this call and builds the reply."""
         delay = self._delays.get(method, self._delays.get("*", 0.0))
         fault = self._take_fault(method)
@@ -716,9 +709,7 @@ class FakeSlack:
         limit = max(1, min(int(params.get("limit") or 100), 1000))
         page = messages[start : start + limit]
         with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
-        shown = [
-            {k: v for k, v in m.items() if with_metadata or k != "metadata"} for m in json.loads(json.dumps(page))
-        ]
+        shown = [{k: v for k, v in m.items() if with_metadata or k != "metadata"} for m in json.loads(json.dumps(page))]
         more = start + limit < len(messages)
         return {
             "ok": True,

@@ -332,8 +332,7 @@ def block_action(
     else:
         ts = message_ts or (message or {}).get("ts") or new_ts()
         payload["container"] = dict(
-            container
-            or {"type": "message", "message_ts": ts, "channel_id": channel_id, "is_ephemeral": False}
+            container or {"type": "message", "message_ts": ts, "channel_id": channel_id, "is_ephemeral": False}
         )
         payload["channel"] = {"id": channel_id, "name": channel_name}
         payload["message"] = dict(
@@ -569,9 +568,7 @@ def _user_message(channel: str, ts: str, user: str, text: str, team_id: str) -> 
     }
 
 
-def top_level_message(
-    channel: str, ts: str, user: str, text: str, *, team_id: str = DEFAULT_TEAM_ID
-) -> dict[str, Any]:
+def top_level_message(channel: str, ts: str, user: str, text: str, *, team_id: str = DEFAULT_TEAM_ID) -> dict[str, Any]:
     """A plain channel message event (no thread_ts)."""
     return _user_message(channel, ts, user, text, team_id)
 

@@ -119,9 +119,7 @@ def test_channel_names_resolve_deterministically() -> None:
 def test_chat_update_ephemeral_and_permalink(fake_slack: FakeSlack) -> None:
     client = client_for(fake_slack)
     posted = client.chat_postMessage(channel="ops-incidents", text="v1")
-    updated = client.chat_update(
-        channel=posted["channel"], ts=posted["ts"], text="v2", blocks=[{"type": "divider"}]
-    )
+    updated = client.chat_update(channel=posted["channel"], ts=posted["ts"], text="v2", blocks=[{"type": "divider"}])
     assert (updated["channel"], updated["ts"], updated["text"]) == ("C0INCIDENTS", posted["ts"], "v2")
     assert fake_slack.last("chat.update").params["blocks"] == [{"type": "divider"}]
 
@@ -129,10 +127,7 @@ def test_chat_update_ephemeral_and_permalink(fake_slack: FakeSlack) -> None:
     assert TS_RE.match(ephemeral["message_ts"])
 
     link = client.chat_getPermalink(channel="C0INCIDENTS", message_ts=posted["ts"])
-    assert (
-        link["permalink"]
-        == f"https://incident-test.slack.com/archives/C0INCIDENTS/p{posted['ts'].replace('.', '')}"
-    )
+    assert link["permalink"] == f"https://incident-test.slack.com/archives/C0INCIDENTS/p{posted['ts'].replace('.', '')}"
 
 
 def test_post_message_reports_slack_validation_errors(fake_slack: FakeSlack) -> None:
@@ -167,9 +162,7 @@ def test_views_are_recorded_decoded_and_answered(fake_slack: FakeSlack) -> None:
     first = client.views_publish(user_id="U0ALICE", view=home)
     again = client.views_publish(user_id="U0ALICE", view=home)
     other = client.views_publish(user_id="U0BOB", view=home)
-    assert (
-        first["view"]["type"] == "home" and first["view"]["id"] == again["view"]["id"] != other["view"]["id"]
-    )
+    assert first["view"]["type"] == "home" and first["view"]["id"] == again["view"]["id"] != other["view"]["id"]
     assert fake_slack.last("views.publish").params == {"user_id": "U0BOB", "view": home}
 
 
@@ -250,9 +243,7 @@ def test_history_and_replies_return_metadata_only_when_asked(fake_slack: FakeSla
 
 
 def test_users_info_can_be_configured() -> None:
-    with FakeSlack(
-        users={"U0ALICE": {"tz": "America/New_York", "profile": {"real_name": "Alice Ops"}}}
-    ) as fake:
+    with FakeSlack(users={"U0ALICE": {"tz": "America/New_York", "profile": {"real_name": "Alice Ops"}}}) as fake:
         person = client_for(fake).users_info(user="U0ALICE")["user"]
         assert person["tz"] == "America/New_York" and person["profile"]["real_name"] == "Alice Ops"
         assert person["profile"]["email"] == "alice@example.com"
@@ -266,9 +257,7 @@ def test_requests_without_a_token_are_not_authed(fake_slack: FakeSlack) -> None:
 
 
 def test_respond_with_overrides_and_adds_methods(fake_slack: FakeSlack) -> None:
-    fake_slack.respond_with(
-        "conversations.replies", {"ok": True, "messages": [{"ts": "1.1", "text": "root"}]}
-    )
+    fake_slack.respond_with("conversations.replies", {"ok": True, "messages": [{"ts": "1.1", "text": "root"}]})
     fake_slack.respond_with("reactions.add", lambda params: {"ok": params["name"] == "eyes"})
     client = client_for(fake_slack)
     assert client.conversations_replies(channel="C1", ts="1.1")["messages"][0]["text"] == "root"
@@ -276,9 +265,7 @@ def test_respond_with_overrides_and_adds_methods(fake_slack: FakeSlack) -> None:
 
 
 def test_malformed_bodies_broken_responders_and_stray_paths_are_recorded(fake_slack: FakeSlack) -> None:
-    bad = sr.SignedRequest(
-        body=b"{not json", headers={"Content-Type": "application/json", "Authorization": "Bearer x"}
-    )
+    bad = sr.SignedRequest(body=b"{not json", headers={"Content-Type": "application/json", "Authorization": "Bearer x"})
     status, body, _ = sr.post(fake_slack.url + "chat.postMessage", bad)
     assert (status, json.loads(body)["error"]) == (200, "invalid_json")
     assert fake_slack.last("chat.postMessage").params == {"_raw": "{not json"}
@@ -294,9 +281,7 @@ def test_malformed_bodies_broken_responders_and_stray_paths_are_recorded(fake_sl
 
 
 def test_response_url_posts_are_recorded(fake_slack: FakeSlack) -> None:
-    resp = WebhookClient(fake_slack.response_url("cmd-1")).send(
-        text="working on it", response_type="ephemeral"
-    )
+    resp = WebhookClient(fake_slack.response_url("cmd-1")).send(text="working on it", response_type="ephemeral")
     assert resp.status_code == 200
     call = fake_slack.last(RESPONSE_URL_METHOD)
     assert call.path == "/response_url/cmd-1"
@@ -466,9 +451,7 @@ def test_sign_matches_slacks_documented_example() -> None:
     }
     req = sr.slash_command("hi", secret=SECRET)
     verifier = SignatureVerifier(SECRET)
-    assert verifier.is_valid(
-        req.text, req.headers["X-Slack-Request-Timestamp"], req.headers["X-Slack-Signature"]
-    )
+    assert verifier.is_valid(req.text, req.headers["X-Slack-Request-Timestamp"], req.headers["X-Slack-Signature"])
 
 
 class Seen:
@@ -522,9 +505,7 @@ def bolt(fake_slack: FakeSlack) -> tuple[App, Seen]:
         seen.add("view", view=view, user=body["user"]["id"])
 
     @app.action("a")
-    def on_action(
-        ack: Callable[..., None], action: dict[str, Any], body: dict[str, Any], respond: Any
-    ) -> None:
+    def on_action(ack: Callable[..., None], action: dict[str, Any], body: dict[str, Any], respond: Any) -> None:
         ack()
         seen.add("action", action=action, body=body)
         if "response_url" in body:
@@ -595,9 +576,7 @@ def test_message_subtypes_reach_the_listener(bolt: tuple[App, Seen]) -> None:
     for event in (
         sr.top_level_message("C0INCIDENTS", "1764168200.000300", "U0BOB", "anyone?"),
         sr.thread_reply("C0INCIDENTS", thread, "1764168150.000250", "U0BOB", "graph", files=files),
-        sr.message_changed(
-            "C0INCIDENTS", thread, reply, "U0ALICE", "db is back!", "1764168300.000000", "db is back"
-        ),
+        sr.message_changed("C0INCIDENTS", thread, reply, "U0ALICE", "db is back!", "1764168300.000000", "db is back"),
         sr.message_deleted("C0INCIDENTS", thread, reply, "U0ALICE", text="db is back!"),
     ):
         assert dispatch(app, sr.event(event, secret=SECRET)).status == 200
@@ -605,9 +584,7 @@ def test_message_subtypes_reach_the_listener(bolt: tuple[App, Seen]) -> None:
     assert "thread_ts" not in seen.one("message")["event"]
     shared = seen.one("file_share")["event"]
     assert shared["thread_ts"] == thread and shared["files"][0]["id"] == "F0GRAPH"
-    assert shared["files"][0]["mimetype"] == "image/png" and shared["files"][0]["permalink"].startswith(
-        "https://"
-    )
+    assert shared["files"][0]["mimetype"] == "image/png" and shared["files"][0]["permalink"].startswith("https://")
     changed = seen.one("message_changed")
     assert changed["channel_id"] == "C0INCIDENTS" and "thread_ts" not in changed["event"]
     assert changed["event"]["message"]["thread_ts"] == thread and changed["event"]["message"]["ts"] == reply
@@ -665,9 +642,7 @@ def test_view_submission(bolt: tuple[App, Seen]) -> None:
         "notify": {"boxes": sr.checkboxes(["exec"])},
         "comms": {"radio": sr.radio("public")},
     }
-    req = sr.view_submission(
-        "cb", values, secret=SECRET, private_metadata='{"channel":"C0INCIDENTS"}', view_id="V0V1"
-    )
+    req = sr.view_submission("cb", values, secret=SECRET, private_metadata='{"channel":"C0INCIDENTS"}', view_id="V0V1")
     assert dispatch(app, req).status == 200
     got = seen.one("view")
     state = got["view"]["state"]["values"]
@@ -723,9 +698,7 @@ def test_block_action_from_message_and_from_modal(bolt: tuple[App, Seen], fake_s
 def test_shortcuts(bolt: tuple[App, Seen]) -> None:
     app, seen = bolt
     message = sr.thread_reply("C0INCIDENTS", "1764168000.000100", "1764168100.000200", "U0BOB", "root cause?")
-    req = sr.message_shortcut(
-        "sc", secret=SECRET, message=message, channel_id="C0INCIDENTS", user_id="U0ALICE"
-    )
+    req = sr.message_shortcut("sc", secret=SECRET, message=message, channel_id="C0INCIDENTS", user_id="U0ALICE")
     assert dispatch(app, req).status == 200
     assert dispatch(app, sr.global_shortcut("sc", secret=SECRET)).status == 200
 
@@ -734,9 +707,7 @@ def test_shortcuts(bolt: tuple[App, Seen]) -> None:
     assert got["channel_id"] == "C0INCIDENTS"
     assert shortcut["message_ts"] == "1764168100.000200" and shortcut["message"]["text"] == "root cause?"
     assert shortcut["message"]["thread_ts"] == "1764168000.000100" and "channel" not in shortcut["message"]
-    assert shortcut["user"]["id"] == "U0ALICE" and shortcut["response_url"].startswith(
-        "http://127.0.0.1:9/app/"
-    )
+    assert shortcut["user"]["id"] == "U0ALICE" and shortcut["response_url"].startswith("http://127.0.0.1:9/app/")
     # Slack escapes "/" in interactive payload JSON; Bolt must still decode it.
     assert "http%3A%5C%2F%5C%2F127.0.0.1" in req.text
     glob = seen.one("shortcut")
@@ -745,9 +716,7 @@ def test_shortcuts(bolt: tuple[App, Seen]) -> None:
 
 def test_url_verification(bolt: tuple[App, Seen]) -> None:
     app, _ = bolt
-    resp = dispatch(
-        app, sr.url_verification("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", secret=SECRET)
-    )
+    resp = dispatch(app, sr.url_verification("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", secret=SECRET))
     assert resp.status == 200
     assert json.loads(resp.body) == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
 
@@ -782,9 +751,7 @@ def serve_bolt(app: App) -> Iterator[str]:
         server.server_close()
 
 
-def test_post_over_http_returns_statuses_without_raising(
-    bolt: tuple[App, Seen], fake_slack: FakeSlack
-) -> None:
+def test_post_over_http_returns_statuses_without_raising(bolt: tuple[App, Seen], fake_slack: FakeSlack) -> None:
     app, seen = bolt
     with serve_bolt(app) as url:
         command = sr.slash_command("status", secret=SECRET, response_url=fake_slack.response_url("http"))

@@ -21,8 +21,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from bot import alerts, mrkdwn, timeline
-from bot.forms import (
+from bot import mrkdwn
+
+# No example database: the run leaves nothing behind in the working tree.
+from bot.alerts import payload as alert_payload
+from bot.ids import Action, Block, Callback
+from bot.incidents import timeline
+from bot.incidents.forms import (
     INCIDENT_ID,
     TEXT_MAX,
     TITLE_MAX,
@@ -31,17 +36,12 @@ from bot.forms import (
     FollowUpForm,
     FormErrors,
     ResolveForm,
-    parse_command_text,
-    parse_declare,
-    parse_follow_up,
-    parse_resolve,
 )
-from bot.ids import Action, Block, Callback
-from bot.listeners.events import to_change
+from bot.slack.forms import parse_command_text, parse_declare, parse_follow_up, parse_resolve
+from bot.slack.message_events import to_change
 from storage.db import unit_of_work
 from storage.models import CATEGORIES, ROOT_CAUSE_CLASSES, SEVERITIES, FollowUp, Incident, TimelineEntry
 
-# No example database: the run leaves nothing behind in the working tree.
 PURE = settings(max_examples=300, deadline=None, database=None)
 SERVER = settings(
     max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -384,12 +384,12 @@ webhook_bodies = st.one_of(
 @given(webhook_bodies)
 def test_alertmanager_bodies_parse_or_give_a_clean_reason(body: bytes) -> None:
     try:
-        parsed = alerts.parse_webhook(body)
-    except alerts.WebhookError as exc:
+        parsed = alert_payload.parse_webhook(body)
+    except alert_payload.WebhookError as exc:
         reason = str(exc)
         assert reason and len(reason) <= 600 and "Traceback" not in reason
         return
-    assert isinstance(parsed, alerts.Webhook)
+    assert isinstance(parsed, alert_payload.Webhook)
     assert parsed.version == "4" and parsed.alerts and parsed.group_key
 
 

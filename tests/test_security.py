@@ -22,11 +22,12 @@ import slack_requests as sr
 from bot_harness import SECRET, TOKEN, Bot, declare_values, poll
 from bot_process import bot_env, free_port, wait_healthy
 from fake_slack import FakeSlack
+from fault_helpers import FAST, in_thread_of, pending
 from sqlmodel import select
-from test_faults import FAST, in_thread_of, pending
 
-from bot import alerts, timeline
 from bot.ids import Action, Callback
+from bot.incidents import timeline
+from bot.runtime import alert_route
 from bot.runtime.http import MAX_BODY
 from storage.db import unit_of_work
 from storage.models import Incident, ProcessedEvent, TimelineEntry
@@ -235,8 +236,8 @@ def test_secrets_never_reach_the_logs(
     assert bot.send(sr.event(pin, secret=SECRET))[0] == 200
 
     # The Alertmanager endpoint, with a wrong token, a malformed body and a good one.
-    if any(path == alerts.PATH for _, path in bot.service.server.routes):
-        alert_url = bot.url + alerts.PATH
+    if any(path == alert_route.PATH for _, path in bot.service.server.routes):
+        alert_url = bot.url + alert_route.PATH
         for token, body in ((f"{ALERTMANAGER_TOKEN}x", b"{}"), (ALERTMANAGER_TOKEN, b"{not json")):
             request = sr.SignedRequest(body, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
             assert sr.post(alert_url, request)[0] in (400, 401)
@@ -247,7 +248,7 @@ def test_secrets_never_reach_the_logs(
 
     records = caplog.records
     # The scenario really produced the failures whose logging is under test.
-    assert any(r.levelno >= logging.WARNING and r.name.startswith("bot.delivery") for r in records)
+    assert any(r.levelno >= logging.WARNING and r.name.startswith("bot.slack.") for r in records)
     assert any(r.exc_info and "simulated bug" in str(r.exc_info[1]) for r in records), "no handler exception logged"
     assert any("signature" in r.getMessage().lower() for r in records)
     for record in records:
@@ -287,7 +288,7 @@ def test_secrets_never_reach_the_stderr_of_the_running_bot(db_url: str, fake_sla
         assert sr.post(url + "/slack/events", declare)[0] == 200
         for token in (f"{ALERTMANAGER_TOKEN}x", ALERTMANAGER_TOKEN):
             request = sr.SignedRequest(b"{", {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-            assert sr.post(url + alerts.PATH, request)[0] in (400, 401, 404)
+            assert sr.post(url + alert_route.PATH, request)[0] in (400, 401, 404)
         fake_slack.wait_for("chat.postMessage", where=lambda c: c.status == 200, timeout=15)
         fake_slack.refuse()
         time.sleep(1.5)  # the escalation comes due and cannot be delivered

@@ -23,7 +23,7 @@ from typing import Any
 
 from cheroot import wsgi
 
-from bot.runtime import Runtime
+from bot.slack.context import Runtime
 from storage import db, inbox
 
 log = logging.getLogger(__name__)

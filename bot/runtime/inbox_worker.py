@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from slack_bolt import App, BoltRequest
 from sqlmodel import Session
 
-from bot.listeners import WorkDeferred
-from bot.runtime import Runtime
+from bot.slack.context import Runtime
+from bot.slack.listeners import WorkDeferred
 from storage import db, inbox
 from storage.models import utcnow
 

@@ -28,10 +28,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from bot import logs
-from bot.background import Background, learn_identity
-from bot.runtime import Runtime
+from bot.runtime import logs
+from bot.runtime.background import Background, learn_identity
 from bot.settings import Settings
+from bot.slack.context import Runtime
 from storage import db, inbox
 
 log = logging.getLogger("incident-bot")

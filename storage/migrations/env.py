@@ -3,8 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import storage.models  # (registers the tables on SQLModel.metadata)
-import storage.statuspage  # noqa: F401  (and the status page's tables)
+import storage.schema  # noqa: F401  (registers every table on SQLModel.metadata)
 
 config = context.config
 target_metadata = SQLModel.metadata

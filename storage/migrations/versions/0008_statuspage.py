@@ -1,7 +1,7 @@
 """status page: public incidents, their components and updates, maintenance windows, a version row
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02 05:18:00
 """
 
@@ -16,7 +16,7 @@ import storage.models
 
 revision: str = '0008'
 # The lead rechains this after another branch's 0007.
-down_revision: str | None = '0006'
+down_revision: str | None = '0007'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

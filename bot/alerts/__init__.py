@@ -1,0 +1,1 @@
+"""Alertmanager notifications: the payload model, the pure mapping to incident changes, the service."""

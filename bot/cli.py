@@ -1,0 +1,211 @@
+"""The incident-bot CLI: run, db upgrade, postmortem, report, tracker, outbox, seed."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.settings import Settings, SettingsError, load_settings
+from storage import db
+
+log = logging.getLogger("incident-bot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="incident-bot", description="A Slack bot for running incidents.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="run the bot (HTTP mode, or Socket Mode when SLACK_APP_TOKEN is set)")
+    database = commands.add_parser("db", help="database maintenance")
+    database.add_argument("action", choices=["upgrade"], help="apply migrations")
+    postmortem = commands.add_parser("postmortem", help="print one incident as a Markdown postmortem")
+    postmortem.add_argument("incident_id", metavar="INC-YYYY-MM-DD-NNN")
+    report = commands.add_parser("report", help="print a weekly, monthly or quarterly summary")
+    report.add_argument("period", choices=["weekly", "monthly", "quarterly"])
+    report.add_argument("--post", action="store_true", help="also post it to the incident channel")
+    commands.add_parser("tracker", help="print the whole incident tracker as Markdown")
+    outbox = commands.add_parser("outbox", help="list the Slack calls set aside as dead letters; `retry` queues them")
+    outbox.add_argument("action", nargs="?", choices=["retry"], help="queue the dead letters again")
+    outbox.add_argument("ids", nargs="*", type=int, metavar="ID", help="only these (default: all)")
+    seed = commands.add_parser("seed", help="fill the database with a synthetic incident history")
+    seed.add_argument("--incidents", type=int, required=True, metavar="N")
+    seed.add_argument("--seed", type=int, default=None, metavar="S")
+    seed.add_argument("--force", action="store_true", help="replace what the database holds")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "run":
+            from bot.runtime.service import run
+
+            return run(settings)
+        if args.command == "outbox":
+            return _outbox(args, settings)
+        return _offline(args, settings)
+    except SettingsError as exc:
+        print(f"incident-bot: {exc}", file=sys.stderr)
+        return 2
+    except db.DatabaseError as exc:
+        print(f"incident-bot: {exc}", file=sys.stderr)
+        return 1
+
+
+def _offline(args: argparse.Namespace, settings: Settings) -> int:
+    """The commands that read or write the database without serving Slack."""
+    from bot.runtime import logs
+
+    logs.configure("WARNING")
+    engine = db.create_db_engine(settings.database_url)
+    db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    from storage.models import utcnow
+
+    if args.command == "db":
+        print("database is at the latest revision")
+        return 0
+    if args.command == "postmortem":
+        from bot.reports.postmortem import render_postmortem
+
+        with db.unit_of_work(sessions) as session:
+            text = render_postmortem(session, args.incident_id)
+        if text is None:
+            print(f"incident-bot: no incident {args.incident_id}", file=sys.stderr)
+            return 1
+        print(text)
+        return 0
+    if args.command == "tracker":
+        from bot.reports.tracker import render_tracker
+
+        with db.unit_of_work(sessions) as session:
+            print(render_tracker(session, settings, utcnow()))
+        return 0
+    if args.command == "report":
+        from bot.reports.report import render_report
+
+        with db.unit_of_work(sessions) as session:
+            print(render_report(session, settings, args.period, utcnow()))
+        if args.post:
+            return post_report_now(settings, sessions, args.period)
+        return 0
+    if args.command == "seed":
+        from bot.demo.seed import SeedRefused, seed
+
+        if args.incidents < 0:
+            print("incident-bot: --incidents must be zero or more", file=sys.stderr)
+            return 2
+        try:
+            written = seed(sessions, incidents=args.incidents, seed=args.seed, now=utcnow(), force=args.force)
+        except SeedRefused as exc:
+            print(f"incident-bot: {exc}", file=sys.stderr)
+            return 1
+        print(f"seeded {written} incidents")
+        return 0
+    raise AssertionError(args.command)
+
+
+def _outbox(args: argparse.Namespace, settings: Settings) -> int:
+    """Dead letters: listed, or queued again. Opens the database the bot uses and never creates one."""
+    from bot.incidents import outbox
+    from bot.runtime import logs
+    from storage.models import utcnow
+
+    logs.configure("WARNING")
+    sessions = _existing_database(settings.database_url)
+    if args.action == "retry":
+        with db.unit_of_work(sessions) as session:
+            queued = outbox.retry_dead_letters(session, args.ids or None, now=utcnow())
+        print(f"queued {queued} dead letter{'s' if queued != 1 else ''} again; the running bot sends them")
+        return 0
+    if args.ids:
+        print("incident-bot: ids go with `outbox retry ID…`", file=sys.stderr)
+        return 2
+    with db.unit_of_work(sessions) as session:
+        letters = outbox.dead_letters(session)
+    if not letters:
+        print("no dead letters")
+        return 0
+    for row in letters:
+        when = row.dead_at.strftime("%Y-%m-%d %H:%M UTC") if row.dead_at else "?"
+        print(f"{row.id}\t{row.kind}\t{row.incident_id or '-'}\t{when}\t{row.last_error or ''}")
+    return 0
+
+
+def _existing_database(url: str) -> db.SessionFactory:
+    """The bot's database as it is: a missing SQLite file or an unmigrated schema is an error, not
+    something to create (a mistyped DATABASE_URL must not leave an empty database behind)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(db.normalise_url(url))
+    path = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and path not in ("", ":memory:") and not Path(path).is_file():
+        raise db.DatabaseError(f"no database at {path} (DATABASE_URL)")
+    engine = db.create_db_engine(url)
+    if not db.ping(engine):
+        raise db.DatabaseError("cannot reach the database (DATABASE_URL)")
+    if not db.is_ready(engine):
+        raise db.DatabaseError("the database is not at the latest revision: run `incident-bot db upgrade`")
+    return db.session_factory(engine)
+
+
+# How long `report --post` keeps retrying before it leaves the post queued for a running bot.
+REPORT_POST_TIMEOUT_SECONDS = 60.0
+
+
+def post_report_now(settings: Settings, sessions: db.SessionFactory, period: str) -> int:
+    """Post the last complete period's digest now, through the same claim as the scheduled job.
+
+    Returns the exit code: 0 when posted (or already posted for that period), 1 when Slack did not
+    take it in time; it then stays queued and a running bot delivers it.
+    """
+    if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
+        raise SettingsError(
+            "SLACK_BOT_TOKEN is not set: `report --post` posts as the bot; copy the Bot User OAuth Token "
+            "(xoxb-…) from the app's OAuth & Permissions page."
+        )
+    # Imported here, not at the top: the read-only commands start fast without Slack's modules.
+    from bot.reports.digest import claim, next_attempt, run_for
+    from bot.reports.periods import previous_period
+    from bot.slack import digest_delivery
+    from bot.slack.context import make_client
+    from bot.slack.delivery import Deliverer
+    from storage.db import unit_of_work
+    from storage.models import utcnow
+
+    now = utcnow()
+    target = previous_period(period, now, settings.digest_timezone)
+    with unit_of_work(sessions) as session:
+        won = claim(session, target, now=now)
+    if not won:
+        print(
+            f"incident-bot: the {period} digest for {target.label} was already posted (or is being posted); "
+            "not posting it again",
+            file=sys.stderr,
+        )
+        return 0
+    deliverer = Deliverer(sessions, make_client(settings), settings)
+    digest_delivery.install(deliverer)
+    deadline = time.monotonic() + REPORT_POST_TIMEOUT_SECONDS
+    while True:
+        deliverer.deliver_pending()
+        with unit_of_work(sessions) as session:
+            run = run_for(session, target)
+            delivered = run is not None and run.delivered_at is not None
+            waiting = next_attempt(session, target)
+        if delivered:
+            print(f"incident-bot: posted the {period} digest for {target.label}", file=sys.stderr)
+            return 0
+        pause = max(0.2, (waiting - utcnow()).total_seconds()) if waiting else 0.5
+        if time.monotonic() + pause > deadline:
+            print(
+                f"incident-bot: Slack did not take the {period} digest for {target.label} yet; it stays queued "
+                "and the running bot will post it",
+                file=sys.stderr,
+            )
+            return 1
+        time.sleep(pause)

@@ -1,0 +1,1 @@
+"""The synthetic history behind `incident-bot seed`."""

@@ -1,0 +1,1 @@
+"""The incident domain, free of Slack imports: lifecycle, queries, timeline, deadlines, escalation, outbox rows."""

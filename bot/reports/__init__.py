@@ -1,0 +1,1 @@
+"""Periods, metrics, Markdown (postmortem, report, tracker), the digests and their chart."""

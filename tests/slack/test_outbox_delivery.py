@@ -1,0 +1,199 @@
+"""The outbox sender (bot/delivery.py) at its worst moments: a sender that dies or times out after
+its post left, a digest that takes its time, a reply that beats its card's ts into the database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import slack_requests as sr
+from bot_harness import SECRET, TOKEN, Bot, poll, settings_for
+from fake_slack import FakeSlack
+from slack_sdk import WebClient
+from sqlmodel import select
+
+from bot.incidents.outbox import OutboxKind, enqueue
+from bot.slack import leases
+from bot.slack.context import make_client
+from bot.slack.delivery import Deliverer
+from bot.slack.sends import Send
+from storage import db
+from storage.models import Incident, Outbox, TimelineEntry, utcnow
+
+
+class Died(BaseException):
+    """The process ended mid-send (a kill, an OOM): nothing after the request ran."""
+
+
+def outbox_rows(sessions: db.SessionFactory) -> list[Outbox]:
+    with db.unit_of_work(sessions) as session:
+        return list(session.exec(select(Outbox).order_by(Outbox.id)))
+
+
+def incident_row(number: int, **fields: Any) -> Incident:
+    return Incident(
+        id=f"INC-2026-01-01-{number:03d}",
+        title=fields.pop("title", f"incident {number}"),
+        severity="P2",
+        status="Investigating",
+        declared_at=utcnow(),
+        started_at=utcnow(),
+        declared_by="U0ALICE",
+        **fields,
+    )
+
+
+@pytest.fixture
+def recent_slack() -> Iterator[FakeSlack]:
+    """A fake Slack whose message ts are now, as Slack's are: a lookup reads only what is recent."""
+    with FakeSlack(first_ts=f"{time.time():.6f}") as fake:
+        yield fake
+
+
+def posts(fake: FakeSlack, text: str) -> list[dict[str, Any]]:
+    """The messages Slack holds whose text starts with `text`, in every channel the test uses."""
+    return [
+        m for channel in ("ops-incidents", "ops-alerts") for m in fake.messages(channel) if m["text"].startswith(text)
+    ]
+
+
+def test_a_card_whose_sender_died_after_posting_is_found_by_its_metadata_not_posted_twice(
+    sessions: db.SessionFactory, recent_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_slack = recent_slack
+    monkeypatch.setattr(leases, "LEASE", timedelta(milliseconds=300))
+    settings = settings_for("sqlite://", fake_slack)
+    client = make_client(settings)
+    dying, survivor = Deliverer(sessions, client, settings), Deliverer(sessions, client, settings)
+    earlier = client.chat_postMessage(channel="ops-incidents", text="an earlier card")
+    with db.unit_of_work(sessions) as session:
+        # An earlier incident's card tells the survivor the incident channel's ID.
+        session.add(incident_row(1, channel_id=earlier["channel"], card_ts=earlier["ts"]))
+        session.add(incident_row(2, title="Checkout is down"))
+        session.flush()
+        enqueue(session, OutboxKind.CARD_POST, incident_id="INC-2026-01-01-002")
+    real_card_post = dying._card_post
+
+    def post_then_die(session: Any, row: Outbox) -> Send | None:
+        send = real_card_post(session, row)
+        assert send is not None
+
+        def call(client: WebClient) -> Any:
+            send.call(client)
+            raise Died  # the card is in Slack; its ts never reaches the database
+
+        return Send(call, send.after, send.posted, send.then)
+
+    dying.handlers[OutboxKind.CARD_POST.value] = post_then_die
+    with pytest.raises(Died):
+        dying.deliver_pending()
+    time.sleep(0.4)  # the dead sender's claim expires
+    assert survivor.deliver_pending() == 1
+
+    cards = posts(fake_slack, "INC-2026-01-01-002")
+    assert len(cards) == 1, cards
+    assert fake_slack.last("conversations.history").params["include_all_metadata"] in ("1", "true", True)
+    with db.unit_of_work(sessions) as session:
+        incident = session.get(Incident, "INC-2026-01-01-002")
+        assert incident is not None and incident.card_ts == cards[0]["ts"]
+    (_card_row,) = [r for r in outbox_rows(sessions) if r.kind == OutboxKind.CARD_POST.value]
+    assert _card_row.delivered_at is not None
+
+
+def test_a_reply_whose_answer_timed_out_is_found_in_the_thread_not_posted_twice(
+    sessions: db.SessionFactory, recent_slack: FakeSlack
+) -> None:
+    fake_slack = recent_slack
+    settings = settings_for("sqlite://", fake_slack)
+    # No retry handlers and a short timeout: the request reaches Slack, its answer never comes back.
+    impatient = WebClient(token=TOKEN, base_url=fake_slack.url, timeout=1)
+    card = make_client(settings).chat_postMessage(channel="ops-incidents", text="the card")
+    with db.unit_of_work(sessions) as session:
+        session.add(incident_row(3, channel_id=card["channel"], card_ts=card["ts"]))
+        session.flush()
+        enqueue(session, OutboxKind.THREAD_REPLY, incident_id="INC-2026-01-01-003", payload={"text": "Escalated: P2"})
+    fake_slack.delay("chat.postMessage", 2)
+    assert Deliverer(sessions, impatient, settings).deliver_pending() == 0
+    fake_slack.delay("chat.postMessage", 0)
+    (row,) = outbox_rows(sessions)
+    assert row.delivered_at is None and row.last_error
+    with db.unit_of_work(sessions) as session:
+        stored = session.get(Outbox, row.id)
+        assert stored is not None
+        stored.next_attempt_at = utcnow()  # skip the back-off
+
+    assert Deliverer(sessions, make_client(settings), settings).deliver_pending() == 1
+    replies = [m for m in fake_slack.messages("ops-incidents") if m.get("thread_ts") == card["ts"]]
+    assert [m["text"] for m in replies] == ["Escalated: P2"]
+    assert replies[0]["metadata"] == {"event_type": "incident_bot_outbox", "event_payload": {"outbox_id": row.id}}
+    assert fake_slack.calls("conversations.replies")
+    (row,) = outbox_rows(sessions)
+    assert row.delivered_at is not None
+
+
+def test_a_slow_digest_never_delays_an_escalation(sessions: db.SessionFactory, fake_slack: FakeSlack) -> None:
+    settings = settings_for("sqlite://", fake_slack)
+    deliverer = Deliverer(sessions, make_client(settings), settings)
+    started, finish = threading.Event(), threading.Event()
+
+    def slow_digest(_session: Any, _row: Outbox) -> Send:
+        def call(_client: WebClient) -> Any:
+            started.set()  # the chart is being drawn, then uploaded in three calls
+            assert finish.wait(10)
+            return {"ok": True}
+
+        return Send(call)
+
+    deliverer.handlers[OutboxKind.DIGEST.value] = slow_digest
+    deliverer.start()
+    try:
+        with db.unit_of_work(sessions) as session:
+            enqueue(session, OutboxKind.DIGEST, payload={"period": "weekly"})
+        deliverer.kick()
+        assert started.wait(5)
+        with db.unit_of_work(sessions) as session:
+            enqueue(session, OutboxKind.CHANNEL_POST, payload={"text": "Escalated: P0", "channel": "C0ALERTS"})
+        deliverer.kick()
+        fake_slack.wait_for("chat.postMessage", timeout=3)
+        assert not finish.is_set()  # the digest is still going
+    finally:
+        finish.set()
+        deliverer.stop()
+    assert all(r.delivered_at is not None for r in outbox_rows(sessions))
+
+
+def test_an_escalation_cross_post_does_not_wait_on_a_card_that_cannot_be_posted(
+    sessions: db.SessionFactory, fake_slack: FakeSlack
+) -> None:
+    settings = settings_for("sqlite://", fake_slack)
+    with db.unit_of_work(sessions) as session:
+        session.add(incident_row(4))  # its card never made it (a private channel, a refused post)
+        session.flush()
+        enqueue(session, OutboxKind.THREAD_REPLY, incident_id="INC-2026-01-01-004", payload={"text": "Escalated"})
+        payload = {"text": "Escalated: INC-2026-01-01-004", "channel": "C0ALERTS"}
+        enqueue(session, OutboxKind.CHANNEL_POST, incident_id="INC-2026-01-01-004", payload=payload)
+    assert Deliverer(sessions, make_client(settings), settings).deliver_pending() == 1
+    (cross_post,) = fake_slack.messages("C0ALERTS")
+    assert cross_post["text"] == "Escalated: INC-2026-01-01-004"  # without the thread link it cannot have
+
+
+def test_a_reply_that_comes_before_the_card_ts_is_recorded_is_kept(bot: Bot, fake_slack: FakeSlack) -> None:
+    # Joining the channel is slow: the reply's event comes while it runs, once the card is in Slack.
+    fake_slack.delay("conversations.join", 3)
+    bot.submit_declare("Replies race the card", "P2")
+    fake_slack.wait_for("chat.postMessage")
+    (card,) = fake_slack.messages("ops-incidents")
+    fake_slack.wait_for("conversations.join")
+    event = sr.thread_reply("C0INCIDENTS", card["ts"], "1764170000.000200", "U0BOB", "I see 502s from the LB")
+    bot.send_ok(sr.event(event, secret=SECRET))
+
+    def stored() -> list[TimelineEntry]:
+        with db.unit_of_work(bot.sessions) as session:
+            return list(session.exec(select(TimelineEntry).where(TimelineEntry.slack_ts == "1764170000.000200")))
+
+    (entry,) = poll(stored, timeout=8, message="the early reply in the timeline")
+    assert entry.text == "I see 502s from the LB"
