@@ -12,8 +12,7 @@ from typing import Any
 from bot import mrkdwn
 from bot.alerts.payload import URL_MAX, Webhook, WebhookAlert
 from bot.ids import Action
-from bot.incidents import lifecycle as incidents
-from bot.incidents.forms import TITLE_MAX, DeclareForm, parse_title
+from bot.incidents.forms import TITLE_MAX, DeclareExtras, DeclareForm, parse_title
 from storage.models import SEVERITIES
 
 # The `severity` label's conventional values; P0…P3 are also taken as they are (any case).
@@ -91,9 +90,7 @@ def ended_at_of(webhook: Webhook, now: datetime) -> datetime:
     return min(max(ends), now) if ends else now
 
 
-def declaration(
-    webhook: Webhook, *, default_severity: str, now: datetime
-) -> tuple[DeclareForm, incidents.DeclareExtras]:
+def declaration(webhook: Webhook, *, default_severity: str, now: datetime) -> tuple[DeclareForm, DeclareExtras]:
     alertname = alertname_of(webhook)
     first = (webhook.firing or webhook.alerts)[0]
     form = DeclareForm(
@@ -103,7 +100,7 @@ def declaration(
         detection_url=next((u for u in (http_url(a.generator_url) for a in webhook.firing) if u), None)
         or http_url(first.generator_url),
     )
-    extras = incidents.DeclareExtras(
+    extras = DeclareExtras(
         source="alertmanager",
         started_at=started_at_of(webhook, now),
         alert_group=webhook.group_key,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from bot.ids import Block
 
@@ -92,3 +92,14 @@ INCIDENT_ID = re.compile(r"^INC-\d{4}-\d{2}-\d{2}-\d{3,}$")
 
 
 SUBCOMMANDS = ("help", "list", "status")
+
+
+@dataclass(frozen=True)
+class DeclareExtras:
+    """What a non-human source adds to a declaration (Alertmanager)."""
+
+    source: str = "slack"
+    started_at: datetime | None = None
+    alert_group: str | None = None
+    alert_name: str | None = None
+    runbook: str | None = None

@@ -8,7 +8,6 @@ database says happened and what Slack is told can never disagree for long.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,7 @@ from sqlmodel import Session, select
 
 from bot import mrkdwn
 from bot.incidents import deadlines
-from bot.incidents.forms import DeclareForm, FollowUpForm, ResolveForm
+from bot.incidents.forms import DeclareExtras, DeclareForm, FollowUpForm, ResolveForm
 from bot.incidents.outbox import OutboxKind, announce, enqueue
 from bot.incidents.queries import InvalidChange, add_system_entry, allocate_id, get, reschedule
 from storage.models import (
@@ -30,17 +29,6 @@ from storage.models import (
 from storage.models import Status as S
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DeclareExtras:
-    """What a non-human source adds to a declaration (Alertmanager)."""
-
-    source: str = "slack"
-    started_at: datetime | None = None
-    alert_group: str | None = None
-    alert_name: str | None = None
-    runbook: str | None = None
 
 
 def declare(
