@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import re
 import signal
 import socket
 import threading
@@ -220,11 +221,15 @@ def install_signal_handlers(stop: threading.Event) -> None:
 
 def listen_problem(host: str, port: int, exc: OSError) -> str:
     """One line for a listening socket that could not be opened, naming the setting to change."""
-    if exc.errno == errno.EADDRINUSE:
+    code = exc.errno
+    if code is None:  # cheroot re-raises the bind's error as text: "... [Errno 98] Address already in use)"
+        found = re.search(r"\[Errno (\d+)\]", str(exc))
+        code = int(found.group(1)) if found else None
+    if code == errno.EADDRINUSE:
         return f"PORT {port} is already in use on {host}: stop what listens there, or set PORT to a free port"
-    if exc.errno == errno.EACCES:
+    if code == errno.EACCES:
         return f"PORT {port} needs privileges this process lacks: use a port above 1023"
-    if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(exc, socket.gaierror):
+    if code in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(exc, socket.gaierror):
         return f"HOST {host!r} is not an address of this machine: use 0.0.0.0, or one of its addresses"
     return f"cannot listen on HOST {host!r}, PORT {port}: {exc.strerror or type(exc).__name__}"
 
