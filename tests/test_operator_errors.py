@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -365,13 +366,13 @@ def test_a_secret_that_cannot_be_slacks_is_one_line(env: dict[str, str], workdir
 
 
 def test_valid_looking_secrets_pass() -> None:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        slack_bot_token="xoxb-1234-5678-abcdef",
-        slack_signing_secret="8f14e45fceea167a5a36dedd4bea2543",
-        slack_app_token="xapp-1-A0-1234-abcdef",
-        alertmanager_token="0123456789abcdef",
-    )
+    values: dict[str, Any] = {
+        "slack_bot_token": "xoxb-1234-5678-abcdef",
+        "slack_signing_secret": "8f14e45fceea167a5a36dedd4bea2543",
+        "slack_app_token": "xapp-1-A0-1234-abcdef",
+        "alertmanager_token": "0123456789abcdef",
+    }
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
     assert settings.secret_problems() == []
     settings.require_for_run()
 
