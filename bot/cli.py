@@ -75,6 +75,8 @@ def _offline(args: argparse.Namespace, settings: Settings) -> int:
     # leave one behind); `db upgrade`, `seed` and `report --post` (it records the post) create the
     # SQLite file, though never a missing folder.
     writes = args.command in ("db", "seed") or (args.command == "report" and args.post)
+    if args.command == "report" and args.post:
+        _require_bot_token(settings)  # before the database: a mistake leaves nothing behind
     sessions = _new_or_existing_database(settings.database_url) if writes else _existing_database(settings.database_url)
     from storage.models import utcnow
 
@@ -169,6 +171,17 @@ def _new_or_existing_database(url: str) -> db.SessionFactory:
     return db.session_factory(engine)
 
 
+def _require_bot_token(settings: Settings) -> None:
+    if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
+        raise SettingsError(
+            "SLACK_BOT_TOKEN is not set: `report --post` posts as the bot; copy the Bot User OAuth Token "
+            "(xoxb-…) from the app's OAuth & Permissions page."
+        )
+    problems = [line for line in settings.secret_problems() if line.startswith("SLACK_BOT_TOKEN")]
+    if problems:
+        raise SettingsError(problems[0])
+
+
 # How long `report --post` keeps retrying before it leaves the post queued for a running bot.
 REPORT_POST_TIMEOUT_SECONDS = 60.0
 
@@ -179,11 +192,7 @@ def post_report_now(settings: Settings, sessions: db.SessionFactory, period: str
     Returns the exit code: 0 when posted (or already posted for that period), 1 when Slack did not
     take it in time; it then stays queued and a running bot delivers it.
     """
-    if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
-        raise SettingsError(
-            "SLACK_BOT_TOKEN is not set: `report --post` posts as the bot; copy the Bot User OAuth Token "
-            "(xoxb-…) from the app's OAuth & Permissions page."
-        )
+    _require_bot_token(settings)
     # Imported here, not at the top: the read-only commands start fast without Slack's modules.
     from bot.reports.digest import claim, next_attempt, run_for
     from bot.reports.periods import previous_period

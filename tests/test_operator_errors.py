@@ -261,6 +261,16 @@ def test_a_creating_command_makes_the_file_but_not_a_missing_folder(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("token", "named"), [(None, "is not set"), ("xoxp-user-token-1234", "is not a bot token")])
+def test_report_post_without_a_bot_token_creates_nothing(
+    env: dict[str, str], workdir: Path, token: str | None, named: str
+) -> None:
+    if token:
+        env["SLACK_BOT_TOKEN"] = token
+    run_and_compare(env, workdir, ("report", "weekly", "--post"), 2, "SLACK_BOT_TOKEN", named)
+
+
+@pytest.mark.slow
 def test_seed_creates_a_new_file_in_an_existing_folder(env: dict[str, str], workdir: Path) -> None:
     result = cli(env, workdir, "seed", "--incidents", "1", "--seed", "1")
     assert result.returncode == 0, result.stderr
