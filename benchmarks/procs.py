@@ -22,7 +22,7 @@ from bot_process import child_pids
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 RESULTS = BENCH / "results"
-SECRET = "bench-signing-secret"
+SECRET = "be4c4b3e1c2d5f6a7b8c9d0e1f2a3b4c"  # 32 lowercase hex, as Slack's are
 TOKEN = "xoxb-bench-token-0000"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

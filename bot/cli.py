@@ -7,10 +7,9 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from bot.settings import Settings, SettingsError, load_settings
-from storage import db
+from storage import db, urls
 
 log = logging.getLogger("incident-bot")
 
@@ -61,9 +60,24 @@ def _offline(args: argparse.Namespace, settings: Settings) -> int:
     from bot.runtime import logs
 
     logs.configure("WARNING")
-    engine = db.create_db_engine(settings.database_url)
-    db.upgrade(engine)
-    sessions = db.session_factory(engine)
+    if args.command == "postmortem":
+        args.incident_id = args.incident_id.strip().upper()  # inc-2026-01-04-001 is meant the same
+        from bot.incidents.forms import INCIDENT_ID
+
+        if not INCIDENT_ID.match(args.incident_id):
+            print(
+                f"incident-bot: {args.incident_id!r} is not an incident id: expected an incident id like "
+                "INC-2026-01-04-001",
+                file=sys.stderr,
+            )
+            return 1
+    # Read-only commands never create a database or a folder (a mistyped DATABASE_URL must not
+    # leave one behind); `db upgrade`, `seed` and `report --post` (it records the post) create the
+    # SQLite file, though never a missing folder.
+    writes = args.command in ("db", "seed") or (args.command == "report" and args.post)
+    if args.command == "report" and args.post:
+        _require_bot_token(settings)  # before the database: a mistake leaves nothing behind
+    sessions = _new_or_existing_database(settings.database_url) if writes else _existing_database(settings.database_url)
     from storage.models import utcnow
 
     if args.command == "db":
@@ -139,18 +153,33 @@ def _outbox(args: argparse.Namespace, settings: Settings) -> int:
 def _existing_database(url: str) -> db.SessionFactory:
     """The bot's database as it is: a missing SQLite file or an unmigrated schema is an error, not
     something to create (a mistyped DATABASE_URL must not leave an empty database behind)."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(db.normalise_url(url))
-    path = parsed.database or ""
-    if parsed.get_backend_name() == "sqlite" and path not in ("", ":memory:") and not Path(path).is_file():
-        raise db.DatabaseError(f"no database at {path} (DATABASE_URL)")
+    urls.require_existing(url)
     engine = db.create_db_engine(url)
     if not db.ping(engine):
         raise db.DatabaseError("cannot reach the database (DATABASE_URL)")
     if not db.is_ready(engine):
         raise db.DatabaseError("the database is not at the latest revision: run `incident-bot db upgrade`")
     return db.session_factory(engine)
+
+
+def _new_or_existing_database(url: str) -> db.SessionFactory:
+    """The bot's database, created (a new SQLite file, never its folder) and migrated to head."""
+    urls.require_creatable(url)
+    engine = db.create_db_engine(url)
+    with urls.explained(url):
+        db.upgrade(engine)
+    return db.session_factory(engine)
+
+
+def _require_bot_token(settings: Settings) -> None:
+    if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
+        raise SettingsError(
+            "SLACK_BOT_TOKEN is not set: `report --post` posts as the bot; copy the Bot User OAuth Token "
+            "(xoxb-…) from the app's OAuth & Permissions page."
+        )
+    problems = [line for line in settings.secret_problems() if line.startswith("SLACK_BOT_TOKEN")]
+    if problems:
+        raise SettingsError(problems[0])
 
 
 # How long `report --post` keeps retrying before it leaves the post queued for a running bot.
@@ -163,11 +192,7 @@ def post_report_now(settings: Settings, sessions: db.SessionFactory, period: str
     Returns the exit code: 0 when posted (or already posted for that period), 1 when Slack did not
     take it in time; it then stays queued and a running bot delivers it.
     """
-    if settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
-        raise SettingsError(
-            "SLACK_BOT_TOKEN is not set: `report --post` posts as the bot; copy the Bot User OAuth Token "
-            "(xoxb-…) from the app's OAuth & Permissions page."
-        )
+    _require_bot_token(settings)
     # Imported here, not at the top: the read-only commands start fast without Slack's modules.
     from bot.reports.digest import claim, next_attempt, run_for
     from bot.reports.periods import previous_period

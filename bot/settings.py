@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -15,62 +14,25 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from bot import config_checks
+from bot.escalation_policy import (
+    DEFAULT_RESOLUTION_TARGETS,
+    DEFAULT_RESPONSE_TARGETS,
+    DEFAULT_RUNBOOKS,
+    DEFAULT_UPDATE_REMINDER,
+    Policy,
+    Runbook,
+)
 from bot.oncall.config import OnCallConfig, parse_oncall
 from storage.models import CATEGORIES, SEVERITIES
+from storage.urls import url_problem
 
-DEFAULT_RESPONSE_TARGETS = {
-    "P0": timedelta(minutes=5),
-    "P1": timedelta(minutes=15),
-    "P2": timedelta(hours=1),
-    "P3": timedelta(hours=4),
-}
-DEFAULT_RESOLUTION_TARGETS = {
-    "P0": timedelta(minutes=10),
-    "P1": timedelta(minutes=30),
-    "P2": timedelta(hours=2),
-    "P3": timedelta(hours=8),
-}
-DEFAULT_UPDATE_REMINDER = {"P0": timedelta(minutes=30), "P1": timedelta(hours=1)}
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The escalation settings, severity-keyed."""
-
-    response_targets: dict[str, timedelta]
-    resolution_targets: dict[str, timedelta]
-    update_reminder: dict[str, timedelta] = field(default_factory=dict)
-    repeat: timedelta | None = None  # None: the severity's response target
-    max_repeats: int = 2
-
-    def repeat_for(self, severity: str) -> timedelta:
-        return self.repeat or self.response_targets[severity]
-
-
-class Runbook(BaseModel):
-    """A runbook and what it applies to; empty lists mean "any"."""
-
-    url: str
-    severities: list[str] = Field(default_factory=list)
-    categories: list[str] = Field(default_factory=list)
-
-
-# The runbooks the hand-kept tracker links to ("Related Documentation"). Relative
-# paths are resolved against RUNBOOK_BASE_URL so a team only sets one value.
-DEFAULT_RUNBOOKS: dict[str, Runbook] = {
-    "P0: Service Down": Runbook(url="runbooks/p0-service-down.md", severities=["P0"], categories=["Infrastructure"]),
-    "P0: Database Failure": Runbook(url="runbooks/p0-database-failure.md", severities=["P0"], categories=["Database"]),
-    "P0: Memory Leak": Runbook(url="runbooks/p0-memory-leak.md", severities=["P0"], categories=["Performance"]),
-    "P1: Login Failure": Runbook(url="runbooks/p1-login-failure.md", severities=["P1"], categories=["Authentication"]),
-    "P1: Payment Failure": Runbook(
-        url="runbooks/p1-payment-failure.md", severities=["P1"], categories=["Payment Gateway"]
-    ),
-    "P1: Slow Queries": Runbook(
-        url="runbooks/p1-slow-queries.md", severities=["P1"], categories=["Performance", "Database"]
-    ),
-    "Rollback Procedures": Runbook(url="ROLLBACK_PROCEDURES.md"),
-    "Deployment Runbook": Runbook(url="DEPLOYMENT_RUNBOOK.md"),
-}
+# The settings that hold a timedelta (or a severity-keyed map of them): all must be positive.
+DURATIONS = ("response_targets", "resolution_targets", "update_reminder", "escalation_repeat", "retention")
+# Sections of CONFIG_FILE that are read elsewhere, or not yet: known, so not warned about.
+OTHER_SECTIONS = ("oncall", "status_page")
+# The secrets whose shape is checked before `run` (PAGE_WEBHOOK_SECRET once it is a setting).
+SECRETS = ("slack_bot_token", "slack_signing_secret", "slack_app_token", "alertmanager_token", "page_webhook_secret")
 
 
 class SettingsError(ValueError):
@@ -135,9 +97,9 @@ class Settings(BaseSettings):
     # lock (bot/worker.py). False runs everything in one process: simpler to debug, slower acks.
     worker_process: bool = True
 
-    @field_validator(
-        "response_targets", "resolution_targets", "update_reminder", "escalation_repeat", "retention", mode="before"
-    )
+    _config_file: str | None = PrivateAttr(default=None)
+
+    @field_validator(*DURATIONS, mode="before")
     @classmethod
     def _plain_seconds(cls, value: Any) -> Any:
         # pydantic reads "PT5M" and 300 but not "300"; a plain number, quoted or not, means seconds.
@@ -159,11 +121,23 @@ class Settings(BaseSettings):
         _check_severity_keys(value, info.field_name)
         return value
 
-    @field_validator("retention")
+    @field_validator(*DURATIONS)
     @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
-            raise ValueError("must be a positive duration, e.g. P90D or 7776000 (seconds)")
+    def _positive(cls, value: Any) -> Any:
+        # A zero or negative target, reminder or repeat would fire at once and on every sweep.
+        durations = value.items() if isinstance(value, dict) else [(None, value)]
+        for key, duration in durations:
+            if duration is not None and duration <= timedelta(0):
+                where = f"{key}: " if key else ""
+                raise ValueError(f"{where}must be a positive duration, e.g. PT5M or 300 (seconds)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("escalation_contacts")
@@ -262,7 +236,21 @@ class Settings(BaseSettings):
         # slack_sdk joins method names onto the base URL: without the slash they'd run together.
         if not self.slack_api_url.endswith("/"):
             self.slack_api_url += "/"
+        self._config_file = os.environ.get("CONFIG_FILE") or None
         return self
+
+    def config_file_warnings(self) -> list[str]:
+        """One line per top-level key of CONFIG_FILE that no setting reads (logged at start)."""
+        if not self._config_file:
+            return []
+        return config_checks.unknown_keys(self._config_file, {*type(self).model_fields, *OTHER_SECTIONS})
+
+    def secret_problems(self) -> list[str]:
+        """One line per secret whose shape cannot be Slack's (or is too short to be a secret)."""
+        values = {name.upper(): getattr(self, name, None) for name in SECRETS}
+        return config_checks.secret_problems(
+            {name: value.get_secret_value() for name, value in values.items() if value is not None}
+        )
 
     @property
     def socket_mode(self) -> bool:
@@ -310,6 +298,9 @@ class Settings(BaseSettings):
                 "SLACK_SIGNING_SECRET is not set: copy the Signing Secret from your app's Basic "
                 "Information page (or set SLACK_APP_TOKEN, an xapp-… token, for Socket Mode)."
             )
+        problems = self.secret_problems()
+        if problems:
+            raise SettingsError(problems[0])
 
     @classmethod
     def settings_customise_sources(
@@ -326,13 +317,11 @@ class Settings(BaseSettings):
             if not os.path.isfile(config_file):
                 raise SettingsError(f"CONFIG_FILE {config_file!r} does not exist or is not a file.")
             # Lowest precedence: the environment always wins over the file.
-            import yaml
-
             try:
-                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
-            except yaml.YAMLError as exc:
-                reason = " ".join(str(exc).split())
-                raise SettingsError(f"CONFIG_FILE {config_file!r} is not valid YAML: {reason}") from None
+                config_checks.config_mapping(config_file)  # valid YAML, and a mapping
+            except config_checks.ConfigFileError as exc:
+                raise SettingsError(str(exc)) from None
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
         sources.append(file_secret_settings)
         return tuple(sources)
 

@@ -14,7 +14,7 @@ from fake_slack import Call
 
 from bot.runtime import alert_route
 
-TOKEN = "am-secret"
+TOKEN = "am-secret-0123456789abcdef"
 
 
 ZERO = "0001-01-01T00:00:00Z"  # Go's zero time: Alertmanager's endsAt for a firing alert

@@ -19,7 +19,7 @@ from bot.settings import Settings
 from storage import db
 from storage.models import Incident
 
-SECRET = "test-signing-secret"
+SECRET = "3f2b8c1d9e7a4b6c5d0e1f2a3b4c5d6e"  # the shape of a real one: 32 lowercase hex
 TOKEN = "xoxb-test-token-0000"
 
 

@@ -310,7 +310,7 @@ def test_socket_mode_does_not_need_the_signing_secret(monkeypatch: pytest.Monkey
 
 def test_http_mode_with_both_secrets_is_ready_to_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "8f14e45fceea167a5a36dedd4bea2543")
     s = load_settings()
     assert s.socket_mode is False
     assert s.require_for_run() is None

@@ -7,13 +7,14 @@ WORKER_PROCESS=false.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from bot.runtime import digest_jobs
 from bot.runtime.inbox_worker import InboxWorker
 from bot.runtime.scheduler import build_scheduler
 from bot.slack.app import create_app
-from bot.slack.context import Runtime
+from bot.slack.context import Runtime, TokenRejected
 from bot.slack.listeners import Stage
 
 
@@ -44,11 +45,28 @@ class Background:
         self.rt.deliverer.stop()
 
 
-def learn_identity(rt: Runtime, stopping: threading.Event, retry_seconds: float = 5) -> threading.Thread:
-    """Ask auth.test in a thread, again every few seconds until Slack answers (see Identity)."""
+def learn_identity(
+    rt: Runtime,
+    stopping: threading.Event,
+    retry_seconds: float = 5,
+    *,
+    rejected: Callable[[TokenRejected], None] | None = None,
+) -> threading.Thread:
+    """Ask auth.test in a thread, again every few seconds until Slack answers (see Identity).
+
+    A token Slack rejects for good ends the asking and goes to `rejected` (the front process
+    stops the bot; the worker process leaves that to the front, which asks too).
+    """
 
     def learn() -> None:
-        while not stopping.is_set() and not rt.identity.learn(rt.client):
+        while not stopping.is_set():
+            try:
+                if rt.identity.learn(rt.client):
+                    return
+            except TokenRejected as exc:
+                if rejected is not None:
+                    rejected(exc)
+                return
             stopping.wait(retry_seconds)
 
     thread = threading.Thread(target=learn, name="auth-test", daemon=True)

@@ -11,10 +11,15 @@ import traceback
 SECRET = re.compile(r"(xox[a-z]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|(?i:bearer)\s+[^\s'\"]+)")
 
 
+# A secret is masked as a whole value; one shorter than this cannot be a real secret (run refuses
+# it, see bot/config_checks.py), and masking it would mangle every line that holds its letters.
+MIN_MASKED = 8
+
+
 def redact(text: str, extra: tuple[str, ...] = ()) -> str:
     text = SECRET.sub("[redacted]", text)
     for secret in extra:
-        if secret:
+        if len(secret) >= MIN_MASKED:
             text = text.replace(secret, "[redacted]")
     return text
 
@@ -40,7 +45,7 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
         super().__init__()
-        self.secrets = tuple(s for s in secrets if s)
+        self.secrets = tuple(s for s in secrets if len(s) >= MIN_MASKED)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -69,3 +74,6 @@ def configure(level: str, secrets: tuple[str, ...] = ()) -> None:
     # slack_sdk logs full request bodies at DEBUG; keep it at INFO even when we debug.
     logging.getLogger("slack_sdk").setLevel(max(root.level, logging.INFO))
     logging.getLogger("apscheduler").setLevel(max(root.level, logging.WARNING))
+    # Alembic says "Context impl SQLiteImpl." and each revision it runs at INFO: only worth a line
+    # when debugging.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import re
 import signal
+import socket
 import threading
 from typing import Any
 
@@ -17,11 +20,11 @@ from bot.runtime.background import Background, learn_identity
 from bot.runtime.http import Health, HttpServer
 from bot.runtime.intake import Intake
 from bot.runtime.worker_process import WorkerProcess
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.slack.app import create_app
-from bot.slack.context import Runtime
+from bot.slack.context import Runtime, TokenRejected
 from bot.slack.listeners import Stage
-from storage import db
+from storage import db, urls
 
 log = logging.getLogger("incident-bot")
 
@@ -50,8 +53,12 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         settings.require_for_run()
+        urls.require_creatable(settings.database_url)  # a new SQLite file, never a missing folder
         self.settings = settings
         self.stopping = threading.Event()
+        # Set when the bot cannot go on (Slack rejected the token for good): `run` then stops it.
+        self.failed = threading.Event()
+        self.failure: str | None = None
         self.engine = db.create_db_engine(settings.database_url, wait=ACK_PATH_WAIT)
         self.rt = Runtime.build(settings, self.engine)
         self.app = create_app(self.rt, Stage.ACK)
@@ -99,15 +106,19 @@ class Service:
         return self
 
     def _start(self) -> None:
-        self.server.start()
+        try:
+            self.server.start()
+        except OSError as exc:
+            raise SettingsError(listen_problem(self.settings.host, self.settings.port, exc)) from None
         log.info(
             "listening on %s:%d (%s mode)",
             self.settings.host,
             self.server.port,
             "Socket" if self.settings.socket_mode else "HTTP",
         )
-        db.upgrade(self.engine)  # serialised across replicas; /healthz is 503 until it is done
-        learn_identity(self.rt, self.stopping)
+        with urls.explained(self.settings.database_url):
+            db.upgrade(self.engine)  # serialised across replicas; /healthz is 503 until it is done
+        learn_identity(self.rt, self.stopping, rejected=self._token_rejected)
         if self.worker is not None:
             self.worker.begin()  # after the migrations: it uses the tables at once
         if self.background is not None:
@@ -115,6 +126,10 @@ class Service:
         self.health.migrated.set()
         if self.settings.socket_mode:
             threading.Thread(target=self._connect_socket, name="socket-mode", daemon=True).start()
+
+    def _token_rejected(self, exc: TokenRejected) -> None:
+        self.failure = str(exc)
+        self.failed.set()
 
     def stop(self) -> None:
         """Stop taking requests, finish those in flight and the work they left, then the rest."""
@@ -204,17 +219,51 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-def run(settings: Settings) -> int:
+def listen_problem(host: str, port: int, exc: OSError) -> str:
+    """One line for a listening socket that could not be opened, naming the setting to change."""
+    code = exc.errno
+    if code is None:  # cheroot re-raises the bind's error as text: "... [Errno 98] Address already in use)"
+        found = re.search(r"\[Errno (\d+)\]", str(exc))
+        code = int(found.group(1)) if found else None
+    if code == errno.EADDRINUSE:
+        return f"PORT {port} is already in use on {host}: stop what listens there, or set PORT to a free port"
+    if code == errno.EACCES:
+        return f"PORT {port} needs privileges this process lacks: use a port above 1023"
+    if code in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(exc, socket.gaierror):
+        return f"HOST {host!r} is not an address of this machine: use 0.0.0.0, or one of its addresses"
+    return f"cannot listen on HOST {host!r}, PORT {port}: {exc.strerror or type(exc).__name__}"
+
+
+def _preflight(settings: Settings) -> None:
+    """What makes `run` fail at once, checked before anything starts (so the one line is alone)."""
     settings.require_for_run()
+    urls.require_creatable(settings.database_url)
+    if settings.port:
+        # The server binds the same way (SO_REUSEADDR); a port taken between here and there still
+        # gives the same line, from Service._start.
+        try:
+            family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+            with socket.create_server((settings.host, settings.port), family=family):
+                pass
+        except OSError as exc:
+            raise SettingsError(listen_problem(settings.host, settings.port, exc)) from None
+
+
+def run(settings: Settings) -> int:
+    _preflight(settings)
     logs.configure(settings.log_level, secrets_of(settings))
+    for warning in settings.config_file_warnings():
+        log.warning("%s", warning)
     stop = threading.Event()
     install_signal_handlers(stop)
     service = Service(settings).start()
     # Wake up now and then: a SIGTERM taken by another thread only sets a flag, and Python runs
     # the handler when the main thread next executes bytecode, which a bare wait() never does.
-    while not stop.wait(timeout=0.5):
+    while not stop.wait(timeout=0.5) and not service.failed.is_set():
         pass
     log.info("stopping: no new requests, finishing those in flight")
     service.stop()
     log.info("stopped")
+    if service.failure is not None:
+        raise SettingsError(service.failure)  # one line, and exit 2 (bot/cli.py)
     return 0

@@ -42,6 +42,37 @@ def make_client(settings: Settings, *, timeout: int = 15) -> WebClient:
     )
 
 
+# Slack's answers to auth.test that no retry changes: the token is wrong, revoked or expired, or
+# its workspace or user is gone. Anything else (no answer, 5xx, ratelimited) is retried.
+REJECTED_TOKEN = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_authed", "token_expired"})
+
+
+class TokenRejected(Exception):
+    """Slack refused SLACK_BOT_TOKEN for good; the message is one line for the operator."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(
+            f"SLACK_BOT_TOKEN was rejected by Slack ({error}): copy the Bot User OAuth Token (xoxb-…) again from "
+            "the app's OAuth & Permissions page (reinstall the app if it was revoked)."
+        )
+        self.error = error
+
+
+def _error_code(exc: SlackApiError) -> str | None:
+    data = exc.response.data
+    return str(data["error"]) if isinstance(data, dict) and data.get("error") else None
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Slack's error code and HTTP status, or the connection error, for a log line (never the token)."""
+    if isinstance(exc, SlackApiError):
+        error = _error_code(exc)
+        status = f"HTTP {exc.response.status_code}"
+        return f"{error}, {status}" if error else status
+    reason = getattr(exc, "reason", None)
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+
+
 @dataclass
 class Identity:
     """Who the bot is in the workspace (auth.test), learnt off the request path.
@@ -56,10 +87,17 @@ class Identity:
     ready: threading.Event = field(default_factory=threading.Event)
 
     def learn(self, client: WebClient) -> bool:
+        """True once Slack answered; False when it did not (try again); TokenRejected when it never will."""
         try:
             response = client.auth_test()
-        except (SlackApiError, SlackClientError, OSError) as exc:
-            log.warning("auth.test failed (%s); retrying in the background", type(exc).__name__)
+        except SlackApiError as exc:
+            error = _error_code(exc)
+            if error is not None and error in REJECTED_TOKEN:
+                raise TokenRejected(error) from None
+            log.warning("auth.test failed (%s); retrying in the background", failure_reason(exc))
+            return False
+        except (SlackClientError, OSError) as exc:
+            log.warning("auth.test failed (%s); retrying in the background", failure_reason(exc))
             return False
         self.user_id = response.get("user_id")
         self.bot_id = response.get("bot_id")

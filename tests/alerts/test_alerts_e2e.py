@@ -30,7 +30,7 @@ from storage.models import Incident
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "am-secret"
+TOKEN = "am-secret-0123456789abcdef"
 DEBIAN_BINARY = "/usr/bin/prometheus-alertmanager"
 STARTED = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 

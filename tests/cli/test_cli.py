@@ -142,6 +142,7 @@ def test_db_upgrade_creates_the_schema_and_can_run_again(cli_env: dict[str, str]
 
 @pytest.mark.slow
 def test_postmortem_of_an_unknown_incident_is_one_line(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert cli(cli_env, tmp_path, "db", "upgrade").returncode == 0  # postmortem never creates the database
     result = cli(cli_env, tmp_path, "postmortem", "INC-2099-01-01-001")
     line = assert_one_line_error(result, code=1)
     assert "INC-2099-01-01-001" in line
