@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 PREFIXES = ("/status", "/api/v2")
 LIMIT = 16  # of http.THREADS (64): the page never holds more than a quarter of the pool
 RETRY_AFTER = "1"
+# How often each replica reads the version row: a change shows within this plus one render, so
+# under a second even on a busy host; one primary-key read per replica, twice a second.
+POLL_INTERVAL = 0.5
 BUSY_HEADERS = {"Content-Type": "text/plain; charset=utf-8", "Retry-After": RETRY_AFTER, "Cache-Control": "no-store"}
 
 
@@ -59,7 +62,7 @@ def install(server: HttpServer, rt: Runtime, *, ready: Callable[[], bool]) -> St
     """Serve the site on `server` when STATUS_PAGE is on; None (nothing served) otherwise."""
     if not rt.settings.status_page:
         return None
-    site = StatusSite(rt.sessions, rt.settings.status_page_config, page_info(rt))
+    site = StatusSite(rt.sessions, rt.settings.status_page_config, page_info(rt), poll_interval=POLL_INTERVAL)
     route = StatusRoute(site, ready=ready)
     for prefix in PREFIXES:
         server.add_prefix_route(prefix, route)

@@ -93,14 +93,10 @@ def test_the_running_bot_s_page_in_a_browser(make_bot: Callable[..., Bot], brows
         )
     )
     assert answer == {}
-    first = pages[0][2]
-    while True:  # reload until it shows: it must within a second of the submission
-        first.reload()
-        if "Payments fail for most users." in first.content():
-            break
-        assert time.monotonic() - submitted < 1.0, "not on the page within a second of the submission"
-        first.wait_for_timeout(50)
-    wait_page(bot, "Checkout unavailable")
+    # Polled over HTTP, which costs the bot what a reload does, without the browser's own time.
+    wait_page(bot, "Payments fail for most users.", timeout=5)
+    elapsed = time.monotonic() - submitted
+    assert elapsed < 1.0, f"on the page {elapsed:.2f} s after the submission"
     for width, context, page in pages:
         page.reload()
         text = page.inner_text("body")
