@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     outbox = commands.add_parser("outbox", help="list the Slack calls set aside as dead letters; `retry` queues them")
     outbox.add_argument("action", nargs="?", choices=["retry"], help="queue the dead letters again")
     outbox.add_argument("ids", nargs="*", type=int, metavar="ID", help="only these (default: all)")
+    statuspage = commands.add_parser("statuspage", help="the public status page")
+    statuspage.add_argument("action", choices=["export"], help="write the page, its API and feeds as static files")
+    statuspage.add_argument("directory", metavar="DIR", help="replaced whole, atomically")
     seed = commands.add_parser("seed", help="fill the database with a synthetic incident history")
     seed.add_argument("--incidents", type=int, required=True, metavar="N")
     seed.add_argument("--seed", type=int, default=None, metavar="S")
@@ -46,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(settings)
         if args.command == "outbox":
             return _outbox(args, settings)
+        if args.command == "statuspage":
+            return _statuspage_export(args.directory, settings)
         return _offline(args, settings)
     except SettingsError as exc:
         print(f"incident-bot: {exc}", file=sys.stderr)
@@ -147,6 +152,25 @@ def _outbox(args: argparse.Namespace, settings: Settings) -> int:
     for row in letters:
         when = row.dead_at.strftime("%Y-%m-%d %H:%M UTC") if row.dead_at else "?"
         print(f"{row.id}\t{row.kind}\t{row.incident_id or '-'}\t{when}\t{row.last_error or ''}")
+    return 0
+
+
+def _statuspage_export(directory: str, settings: Settings) -> int:
+    """Write the static site from the bot's database, read-only (it never creates or migrates one)."""
+    from bot.runtime import logs
+    from bot.statuspage.site import StatusSite
+    from bot.statuspage.summary import PageInfo
+
+    logs.configure("WARNING")
+    sessions = _existing_database(settings.database_url)
+    info = PageInfo(name=settings.status_page_title, url=settings.status_page_url)
+    site = StatusSite(sessions, settings.status_page_config, info, background=False)
+    try:
+        written = site.export(directory)
+    except OSError as exc:
+        print(f"incident-bot: cannot write the status page to {directory}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(written)} files to {directory}")
     return 0
 
 

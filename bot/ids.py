@@ -13,6 +13,9 @@ class Callback(StrEnum):
     RESOLVE = "resolve_incident"
     FOLLOW_UP = "add_follow_up"
     DECLARE_SHORTCUT = "declare_incident_from_message"
+    PUBLISH = "statuspage_publish"
+    STATUS_UPDATE = "statuspage_update"
+    MAINTENANCE = "statuspage_maintenance"
 
 
 class Action(StrEnum):
@@ -25,6 +28,8 @@ class Action(StrEnum):
     RUNBOOK = "incident_runbook"
     HOME_DECLARE = "home_declare"
     OPEN_CARD = "open_card"
+    PUBLISH = "incident_publish"
+    STATUS_UPDATE = "incident_status_update"
 
 
 class Block(StrEnum):
@@ -49,6 +54,15 @@ class Block(StrEnum):
     FOLLOW_UP_OWNER = "follow_up_owner"
     FOLLOW_UP_DUE = "follow_up_due"
     CARD_ACTIONS = "incident_actions"
+    PUBLIC_TITLE = "public_title"
+    COMPONENTS = "components"
+    PUBLIC_IMPACT = "public_impact"
+    PUBLIC_MESSAGE = "public_message"
+    PUBLIC_STATUS = "public_status"
+    NEXT_UPDATE = "next_update"
+    FINAL_UPDATE = "final_update"
+    STARTS_AT = "starts_at"
+    ENDS_AT = "ends_at"
 
 
 # Each input block holds one element; its action_id is the block id with this suffix.

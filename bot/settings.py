@@ -24,6 +24,7 @@ from bot.escalation_policy import (
     Runbook,
 )
 from bot.oncall.config import OnCallConfig, parse_oncall
+from bot.statuspage.config import StatusPageConfig, parse_status_page, split_config_file
 from storage.models import CATEGORIES, SEVERITIES
 from storage.urls import url_problem
 
@@ -91,6 +92,13 @@ class Settings(BaseSettings):
     email_from: str | None = None  # default incident-bot@<host>, filled in where e-mail is sent
     page_webhook_url: str | None = None
     page_webhook_secret: SecretStr | None = None
+
+    # Status page (CONTRACT.md "Status page"); its components are `status_page:` in CONFIG_FILE.
+    status_page: bool = False
+    status_page_url: str | None = None
+    status_page_title: str = "Status"
+    status_page_export_dir: str | None = None
+    status_page_config: StatusPageConfig = Field(default_factory=StatusPageConfig)
 
     log_level: str = "INFO"
     # The work after each ack runs in a second process, so it never holds the acks' interpreter
@@ -213,6 +221,11 @@ class Settings(BaseSettings):
         # One line per mistake, each naming its path (oncall.policies.default.steps[1].after: …).
         return value if isinstance(value, OnCallConfig) else parse_oncall(value)
 
+    @field_validator("status_page_config", mode="before")
+    @classmethod
+    def _status_page(cls, value: Any) -> Any:
+        return value if isinstance(value, StatusPageConfig) else parse_status_page(value)
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_scheme(cls, value: SecretStr | None) -> SecretStr | None:
@@ -321,9 +334,14 @@ class Settings(BaseSettings):
                 config_checks.config_mapping(config_file)  # valid YAML, and a mapping
             except config_checks.ConfigFileError as exc:
                 raise SettingsError(str(exc)) from None
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            sources.append(_ConfigFile(settings_cls, yaml_file=config_file))
         sources.append(file_secret_settings)
         return tuple(sources)
+
+
+class _ConfigFile(YamlConfigSettingsSource):
+    def __call__(self) -> dict[str, Any]:
+        return split_config_file(super().__call__())  # `status_page:` is a section, STATUS_PAGE a flag
 
 
 def _check_severity_keys(value: dict[str, Any], field: str) -> None:

@@ -34,6 +34,7 @@ from bot.incidents import lifecycle as incidents
 from bot.incidents import queries as incident_queries
 from bot.incidents.outbox import OutboxKind, enqueue, insert_ignoring_conflict
 from bot.settings import Settings
+from bot.statuspage import service as statuspage
 from storage.db import SessionFactory, unit_of_work
 from storage.models import AlertNotification, Incident, SystemEvent, TimelineEntry, utcnow
 from storage.models import Status as S
@@ -97,6 +98,11 @@ def receive(session: Session, webhook: Webhook, *, settings: Settings, now: date
         # Nothing open for this group (resolved by hand already, or never seen firing).
         return Outcome(incident_id=None)
 
+    if incident is None and under_maintenance(session, webhook, settings=settings, now=now):
+        # Recorded (the notification row above) but no incident, so no card and no page.
+        log.info("alert group %r fired during a maintenance window of its components", webhook.group_key)
+        return Outcome(incident_id=None)
+
     state = state_of(webhook)
     data: dict[str, Any] = {"group_key": webhook.group_key, "notification": key}
     if incident is None:
@@ -153,6 +159,19 @@ def receive(session: Session, webhook: Webhook, *, settings: Settings, now: date
         sa.update(AlertNotification).where(AlertNotification.dedupe_key == key).values(incident_id=incident.id)  # type: ignore[arg-type]
     )
     return outcome
+
+
+def under_maintenance(session: Session, webhook: Webhook, *, settings: Settings, now: datetime) -> bool:
+    """Every firing alert maps to status page components, and all of them are in a maintenance window."""
+    components: set[str] = set()
+    for alert in webhook.firing:
+        found = statuspage.components_for_alert(
+            {**webhook.common_labels, **alert.labels}, config=settings.status_page_config
+        )
+        if not found:
+            return False  # an alert for something not under maintenance still opens an incident
+        components.update(found)
+    return statuspage.in_maintenance(components, now, session=session)
 
 
 def _reply(

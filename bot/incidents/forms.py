@@ -91,7 +91,7 @@ class CommandText:
 INCIDENT_ID = re.compile(r"^INC-\d{4}-\d{2}-\d{2}-\d{3,}$")
 
 
-SUBCOMMANDS = ("help", "list", "status")
+SUBCOMMANDS = ("help", "list", "status", "maintenance")
 
 
 @dataclass(frozen=True)

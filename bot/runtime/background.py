@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from bot.runtime import digest_jobs
+from bot.runtime import digest_jobs, statuspage_jobs
 from bot.runtime.inbox_worker import InboxWorker
 from bot.runtime.scheduler import build_scheduler
 from bot.slack.app import create_app
@@ -28,7 +28,7 @@ class Background:
         self.rt.deliverer.start()
         self.rt.deliverer.kick()  # whatever an earlier run left undelivered
         self.inbox.start()  # and whatever requests it left undone
-        self.scheduler = build_scheduler(self.rt, extra_jobs=digest_jobs.jobs(self.rt))
+        self.scheduler = build_scheduler(self.rt, extra_jobs=digest_jobs.jobs(self.rt) + statuspage_jobs.jobs(self.rt))
         self.scheduler.start()
         return self
 

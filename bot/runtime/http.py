@@ -43,6 +43,8 @@ DISCARD_MAX, DISCARD_SECONDS = 16 * MAX_BODY, 2.0  # how much of a refused body 
 
 # (status, body, headers) for a request's headers (lower case) and body.
 Route = Callable[[dict[str, str], bytes], tuple[int, bytes, dict[str, str]]]
+# The same for a GET or HEAD under a path prefix, given the path (query string included) and headers.
+PrefixRoute = Callable[[str, dict[str, str]], tuple[int, bytes, dict[str, str]]]
 
 
 class Health:
@@ -78,6 +80,7 @@ class HttpServer:
         self.requested_port = port
         self.health = health
         self.routes: dict[tuple[str, str], Route] = {}
+        self.prefix_routes: list[tuple[str, PrefixRoute]] = []
         self._server: wsgi.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -88,6 +91,10 @@ class HttpServer:
 
     def add_route(self, method: str, path: str, route: Route) -> None:
         self.routes[(method, path)] = route
+
+    def add_prefix_route(self, prefix: str, route: PrefixRoute) -> None:
+        """GET and HEAD of `prefix` and every path under it (a HEAD answers the GET's headers)."""
+        self.prefix_routes.append((prefix.rstrip("/"), route))
 
     def start(self) -> None:
         """Open the listening socket (OSError if the port is taken) and serve on a thread."""
@@ -126,8 +133,11 @@ class HttpServer:
             start_response("413 Payload Too Large", [("Content-Length", "22"), ("Connection", "close")])
             return _answer_then_drain(b"request body too large", environ["wsgi.input"])
         status, body, headers = self._serve(environ, method, path)
+        length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
         headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
-        headers["Content-Length"] = str(len(body))
+        headers["Content-Length"] = length if method == "HEAD" and length is not None else str(len(body))
+        if method == "HEAD":
+            body = b""  # cheroot sends what it is given, even to a HEAD
         start_response(f"{status} {_phrase(status)}", list(headers.items()))
         return [body]
 
@@ -140,6 +150,11 @@ class HttpServer:
             ok = self.health.check()
             return (200, b"ok", {"Content-Type": "text/plain"}) if ok else (503, b"unavailable", {})
         route = self.routes.get((method, path))
+        if route is None and method in ("GET", "HEAD"):
+            for prefix, prefixed in self.prefix_routes:
+                if path == prefix or path.startswith(prefix + "/"):
+                    query = environ.get("QUERY_STRING") or ""
+                    return prefixed(path + ("?" + query if query else ""), _request_headers(environ))
         if route is None:
             known = {p for _, p in self.routes} | {"/healthz"}
             return (405, b"method not allowed", {}) if path in known else (404, b"not found", {})
@@ -150,9 +165,7 @@ class HttpServer:
         if size < 0:
             return 400, b"bad Content-Length", {}
         body = environ["wsgi.input"].read(size) if size else b""
-        headers = {
-            key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
-        }
+        headers = _request_headers(environ)
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
         headers["content-length"] = str(size)
@@ -162,6 +175,10 @@ class HttpServer:
             # Never a traceback to the caller; the log has it.
             log.exception("unhandled error serving %s %s", method, path)
             return 500, b"internal error", {}
+
+
+def _request_headers(environ: dict[str, Any]) -> dict[str, str]:
+    return {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
 
 
 def _declared_length(environ: dict[str, Any]) -> int:

@@ -15,7 +15,7 @@ from slack_bolt import BoltRequest, BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.incidents import outbox
-from bot.runtime import alert_route, logs
+from bot.runtime import alert_route, logs, status_route
 from bot.runtime.background import Background, learn_identity
 from bot.runtime.http import Health, HttpServer
 from bot.runtime.intake import Intake
@@ -87,6 +87,7 @@ class Service:
         alerts = alert_route.make_route(self.rt)  # None while ALERTMANAGER_TOKEN is unset
         if alerts is not None:
             self.server.add_route("POST", alert_route.PATH, alerts)
+        self.status = status_route.install(self.server, self.rt, ready=self.health.migrated.is_set)
         self.socket_client: Any = None
 
     @property

@@ -14,7 +14,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 
 from bot.slack.context import Runtime
-from bot.slack.listeners import InlineExecutor, Stage, actions, commands, events, home, views
+from bot.slack.listeners import InlineExecutor, Stage, actions, commands, events, home, statuspage, views
 
 log = logging.getLogger(__name__)
 
@@ -68,4 +68,5 @@ def create_app(rt: Runtime, stage: Stage = Stage.ACK) -> App:
     if stage is Stage.ACK:
         views.register(app, rt)  # submissions are validated and stored before the ack itself
     actions.register(app, rt, stage)
+    statuspage.register(app, rt, stage)
     return app

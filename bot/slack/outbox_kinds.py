@@ -15,6 +15,7 @@ from bot.incidents import lifecycle as incidents
 from bot.incidents import queries as incident_queries
 from bot.slack.blocks import card as card_blocks
 from bot.slack.sends import Posted, Send, describe, mark_escalation, outbox_metadata
+from bot.statuspage import service as statuspage
 from storage.models import Incident, Outbox, utcnow
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class OutboxKinds:
     """The per-kind handlers of the Deliverer (a mixin: they read its settings, client and joined channels)."""
 
     def render_card(self, session: Session, incident: Incident, now: datetime) -> dict[str, Any]:
+        public = statuspage.open_for_incident(incident.id, session=session) if self.settings.status_page else None
         return card_blocks.card(
             incident,
             policy=self.settings.policy(),
@@ -31,6 +33,8 @@ class OutboxKinds:
             runbook=self.runbook_for(incident),
             follow_ups=incident_queries.count_follow_ups(session, incident.id),
             mttr=incidents.open_time(session, incident) if incident.resolved_at and incident.reopened_count else None,
+            status_page=self.settings.status_page,
+            public_id=public.id if public is not None else None,
         )
 
     def runbook_for(self, incident: Incident) -> tuple[str, str] | None:

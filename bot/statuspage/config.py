@@ -18,7 +18,7 @@ class StatusPageConfigError(ValueError):
     """`status_page` is wrong: one line per mistake, each naming its path in the config file."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
+        super().__init__("; ".join(problems))  # one line, as every settings error is
         self.problems = problems
 
 
@@ -143,3 +143,22 @@ def parse_status_page(raw: Any) -> StatusPageConfig:
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{_path(tuple(error['loc']))}: {message}")
         raise StatusPageConfigError(problems) from None
+
+
+def split_config_file(data: dict[str, Any]) -> dict[str, Any]:
+    """CONFIG_FILE's keys with its `status_page:` mapping moved to `status_page_config`.
+
+    Settings lower-cases names, so the env flag STATUS_PAGE and the file's `status_page:` section
+    are one key; the section goes to a field of its own, and its optional `enabled` is the flag.
+    """
+    section = data.get("status_page")
+    if not isinstance(section, Mapping):
+        return data  # absent, or the flag itself (`status_page: true`)
+    data = dict(data)
+    section = dict(section)
+    if "enabled" in section:
+        data["status_page"] = section.pop("enabled")
+    else:
+        del data["status_page"]
+    data["status_page_config"] = section
+    return data

@@ -268,6 +268,14 @@ def due_reminders(*, session: Session, now: datetime) -> list[PublicIncident]:
     return claimed
 
 
+def open_for_incident(incident_id: str, *, session: Session) -> PublicIncident | None:
+    """The internal incident's public incident that is not resolved yet, if it has one."""
+    query = select(PublicIncident).where(
+        PublicIncident.incident_id == incident_id, col(PublicIncident.resolved_at).is_(None)
+    )
+    return session.exec(query.order_by(col(PublicIncident.id).desc())).first()
+
+
 def get_incident(public_id: int, *, session: Session) -> IncidentView | None:
     rows = _views(session, PublicIncident.id == public_id)
     return rows[0] if rows else None

@@ -5,7 +5,6 @@ and no axe-core accessibility violation, in light and dark."""
 from __future__ import annotations
 
 import functools
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -14,14 +13,13 @@ from typing import Any
 
 import pytest
 import sp_data
+from sp_browser import CHROMIUM, require_chromium
 
 from bot.statuspage.site import StatusSite
 from storage import db
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 sync_api = pytest.importorskip("playwright.sync_api")
-if not Path(CHROMIUM).exists():
-    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+require_chromium()
 
 pytestmark = pytest.mark.slow
 VIEWPORTS = [{"width": 1280, "height": 900}, {"width": 375, "height": 800}]

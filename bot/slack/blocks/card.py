@@ -45,8 +45,12 @@ def card(
     runbook: tuple[str, str] | None = None,
     follow_ups: int = 0,
     mttr: timedelta | None = None,
+    status_page: bool = False,
+    public_id: int | None = None,
 ) -> dict[str, Any]:
-    """`text` and `blocks` for chat.postMessage / chat.update. `mttr`: the open time, if reopened."""
+    """`text` and `blocks` for chat.postMessage / chat.update. `mttr`: the open time, if reopened.
+
+    With `status_page`, a button to publish the incident, or, once published (`public_id`), to update it."""
     clock = deadlines.clock_of(incident)
     response_due = deadlines.response_deadline(clock, policy)
     resolution_due = deadlines.resolution_deadline(clock, policy)
@@ -87,7 +91,8 @@ def card(
         context.append(f"Suggested runbook: *{mrkdwn.escape(runbook[0])}*")
     context.append("Reply in this thread to add to the timeline; :pushpin: marks a key event.")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in context[:10]]})
-    blocks.append({"type": "actions", "block_id": Block.CARD_ACTIONS, "elements": _buttons(incident, runbook)})
+    buttons = _buttons(incident, runbook, status_page, public_id)
+    blocks.append({"type": "actions", "block_id": Block.CARD_ACTIONS, "elements": buttons})
     return {"text": f"{incident.id} [{incident.severity}] {title} ({incident.status})", "blocks": blocks}
 
 
@@ -105,7 +110,9 @@ def _button(text: str, action: Action, value: str, style: str | None = None, url
     return button
 
 
-def _buttons(incident: Incident, runbook: tuple[str, str] | None) -> list[dict[str, Any]]:
+def _buttons(
+    incident: Incident, runbook: tuple[str, str] | None, status_page: bool, public_id: int | None
+) -> list[dict[str, Any]]:
     buttons = []
     resolved = incident.status == Status.RESOLVED
     if not resolved and incident.acknowledged_at is None:
@@ -129,6 +136,10 @@ def _buttons(incident: Incident, runbook: tuple[str, str] | None) -> list[dict[s
         }
     )
     buttons.append(_button("Add follow-up", Action.FOLLOW_UP, incident.id))
+    if status_page and public_id is not None:
+        buttons.append(_button("Post status update", Action.STATUS_UPDATE, str(public_id)))
+    elif status_page and not resolved:
+        buttons.append(_button("Publish to status page", Action.PUBLISH, incident.id))
     if runbook:
         name, url = runbook
         buttons.append(

@@ -16,9 +16,10 @@ from bot.ids import Action, Callback
 from bot.incidents import lifecycle as incidents
 from bot.incidents import queries as incident_queries
 from bot.mrkdwn import thread_link
-from bot.slack.blocks import messages, modals
+from bot.slack.blocks import messages, modals, status_modals
 from bot.slack.context import Runtime
 from bot.slack.listeners import Stage, after_ack, open_modal
+from bot.statuspage import service as statuspage
 from storage.db import unit_of_work
 from storage.models import utcnow
 
@@ -96,6 +97,8 @@ def register(app: App, rt: Runtime, stage: Stage) -> None:
             with unit_of_work(rt.sessions) as session:
                 incident = incident_queries.get(session, _value(body))
                 view = modals.resolve_modal(incident)
+                if rt.settings.status_page and statuspage.open_for_incident(incident.id, session=session):
+                    view["blocks"].append(status_modals.final_update_block())  # prefilled, editable
         except incident_queries.IncidentError as exc:
             tell(client, body, str(exc))
             return

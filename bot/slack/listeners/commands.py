@@ -13,7 +13,7 @@ from bot.ids import COMMAND
 from bot.incidents import lifecycle as incidents
 from bot.incidents import queries as incident_queries
 from bot.incidents.forms import CommandText
-from bot.slack.blocks import messages, modals
+from bot.slack.blocks import messages, modals, status_modals
 from bot.slack.context import Runtime
 from bot.slack.forms import parse_command_text
 from bot.slack.listeners import Stage, after_ack, open_modal
@@ -54,6 +54,13 @@ def register(app: App, rt: Runtime, stage: Stage) -> None:
                 lambda text: respond(response_type="ephemeral", text=text),
                 command.get("trigger_id", ""),
                 modals.declare_modal(title=parsed.title),
+            )
+        elif parsed.kind == "maintenance":
+            open_modal(
+                client,
+                lambda text: respond(response_type="ephemeral", text=text),
+                command.get("trigger_id", ""),
+                status_modals.maintenance_modal(rt.settings.status_page_config, utcnow()),
             )
         elif parsed.kind == "list":
             now = utcnow()

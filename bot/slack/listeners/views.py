@@ -15,18 +15,26 @@ import sqlalchemy as sa
 from slack_bolt import Ack, App
 from sqlmodel import Session
 
+from bot import mrkdwn
 from bot.ids import Block, Callback
 from bot.incidents import lifecycle as incidents
+from bot.incidents import outbox
 from bot.incidents import queries as incident_queries
 from bot.incidents.forms import FormErrors
 from bot.incidents.outbox import insert_ignoring_conflict
 from bot.slack.context import Runtime
 from bot.slack.forms import parse_declare, parse_follow_up, parse_resolve
+from bot.slack.status_forms import parse_final_update, parse_maintenance, parse_publish, parse_status_update
+from bot.statuspage import service as statuspage
+from bot.statuspage.model import LABELS
+from bot.statuspage.service import StatusPageError
 from storage import db
 from storage.db import unit_of_work
 from storage.models import ViewSubmission, utcnow
+from storage.statuspage import PublicIncident
 
 log = logging.getLogger(__name__)
+Submit = Callable[[Ack, dict[str, Any], Block, Callable[[Session], None]], None]
 UNAVAILABLE = "Could not save this just now (our database did not answer). Please submit again in a moment."
 
 
@@ -74,14 +82,14 @@ def register(app: App, rt: Runtime) -> None:
     def resolve_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         def work(session: Session) -> None:
             form = parse_resolve(view.get("state", {}).get("values"))
-            incidents.resolve(
-                session,
-                view.get("private_metadata", ""),
-                form,
-                user=body["user"]["id"],
-                policy=policy(),
-                now=utcnow(),
-            )
+            final = parse_final_update(view.get("state", {}).get("values"))
+            incident_id, now = view.get("private_metadata", ""), utcnow()
+            incidents.resolve(session, incident_id, form, user=body["user"]["id"], policy=policy(), now=now)
+            public = statuspage.open_for_incident(incident_id, session=session) if final else None
+            if public is not None and final is not None:
+                statuspage.resolve(
+                    session=session, public_id=public.id or 0, message=final, now=now, author_id=body["user"]["id"]
+                )
 
         submit(ack, body, Block.ROOT_CAUSE, work)
 
@@ -94,6 +102,95 @@ def register(app: App, rt: Runtime) -> None:
             )
 
         submit(ack, body, Block.FOLLOW_UP_TEXT, work)
+
+    register_status_page(app, rt, submit)
+
+
+def register_status_page(app: App, rt: Runtime, submit: Submit) -> None:
+    config = rt.settings.status_page_config
+
+    def refused(block: Block, exc: StatusPageError) -> FormErrors:
+        return FormErrors({block.value: str(exc).capitalize() + "."})
+
+    @app.view(Callback.PUBLISH.value)
+    def publish_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        def work(session: Session) -> None:
+            form = parse_publish(view.get("state", {}).get("values"))
+            incident = incident_queries.get(session, view.get("private_metadata", ""))
+            if statuspage.open_for_incident(incident.id, session=session) is not None:
+                raise FormErrors({Block.PUBLIC_TITLE.value: "Already on the status page: post an update instead."})
+            now = utcnow()
+            try:
+                public = statuspage.publish(
+                    session=session,
+                    title=form.title,
+                    components=form.components,
+                    impact=form.impact,
+                    message=form.message,
+                    now=now,
+                    incident_id=incident.id,
+                    author_id=body["user"]["id"],
+                    next_update_in=form.next_update_in,
+                    config=config,
+                )
+            except StatusPageError as exc:
+                raise refused(Block.COMPONENTS, exc) from None
+            text = f":mega: {mrkdwn.user(body['user']['id'])} published this to the status page as " + (
+                f"*{mrkdwn.escape(public.title)}* ({LABELS[public.impact].lower()}){_link(rt, public.id)}"
+            )
+            outbox.announce(session, incident.id, text, now=now)
+
+        submit(ack, body, Block.PUBLIC_TITLE, work)
+
+    @app.view(Callback.STATUS_UPDATE.value)
+    def status_update_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        def work(session: Session) -> None:
+            form = parse_status_update(view.get("state", {}).get("values"))
+            metadata = view.get("private_metadata", "")
+            try:
+                update = statuspage.post_update(
+                    session=session,
+                    public_id=int(metadata) if metadata.isdigit() else 0,
+                    status=form.status,
+                    message=form.message,
+                    now=utcnow(),
+                    author_id=body["user"]["id"],
+                    next_update_in=form.next_update_in,
+                )
+            except StatusPageError as exc:
+                raise refused(Block.PUBLIC_STATUS, exc) from None
+            public = session.get(PublicIncident, update.public_incident_id)
+            if public is not None and public.incident_id:
+                text = f":mega: {mrkdwn.user(body['user']['id'])} posted a status update: *{LABELS[form.status]}*"
+                outbox.announce(session, public.incident_id, text + _link(rt, public.id), now=update.created_at)
+
+        submit(ack, body, Block.PUBLIC_STATUS, work)
+
+    @app.view(Callback.MAINTENANCE.value)
+    def maintenance_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        def work(session: Session) -> None:
+            now = utcnow()
+            form = parse_maintenance(view.get("state", {}).get("values"), now=now)
+            try:
+                statuspage.schedule_maintenance(
+                    session=session,
+                    components=form.components,
+                    starts_at=form.starts_at,
+                    ends_at=form.ends_at,
+                    message=form.message,
+                    now=now,
+                    created_by=body["user"]["id"],
+                    config=config,
+                )
+            except StatusPageError as exc:
+                raise refused(Block.COMPONENTS, exc) from None
+
+        submit(ack, body, Block.COMPONENTS, work)
+
+
+def _link(rt: Runtime, public_id: int | None) -> str:
+    base = rt.settings.status_page_url
+    return f" <{base.rstrip('/')}/status/incidents/{public_id}|on the page>" if base and public_id else ""
 
 
 def _first_submission(session: Session, view: dict[str, Any]) -> bool:

@@ -1,0 +1,69 @@
+"""The status page's HTTP routes (STATUS_PAGE=true): the cached StatusSite, under a cap of its own.
+
+The page shares cheroot's pool of threads with /slack/events. A cache hit takes well under a
+millisecond, but a version poll or a render waits on the database, and a burst of page requests
+meanwhile could hold every thread. So at most LIMIT page requests are served at once; one more is
+answered 503 with Retry-After at once (a thread for microseconds), and the rest of the pool stays
+free for Slack's acks. A second server would need a second port and address for operators to
+route; the cap gives the same protection on the one `PORT` that CONTRACT.md promises.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from bot.runtime.http import HttpServer
+from bot.slack.context import Runtime
+from bot.statuspage.site import StatusSite
+from bot.statuspage.summary import PageInfo
+
+log = logging.getLogger(__name__)
+
+PREFIXES = ("/status", "/api/v2")
+LIMIT = 16  # of http.THREADS (64): the page never holds more than a quarter of the pool
+RETRY_AFTER = "1"
+# How often each replica reads the version row: a change shows within this plus one render, so
+# under a second even on a busy host; one primary-key read per replica, twice a second.
+POLL_INTERVAL = 0.5
+BUSY_HEADERS = {"Content-Type": "text/plain; charset=utf-8", "Retry-After": RETRY_AFTER, "Cache-Control": "no-store"}
+
+
+class StatusRoute:
+    def __init__(self, site: StatusSite, *, ready: Callable[[], bool], limit: int = LIMIT) -> None:
+        self.site = site
+        self._ready = ready
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def __call__(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        if not self._ready():
+            return 503, b"starting", dict(BUSY_HEADERS)
+        if not self._slots.acquire(blocking=False):
+            return 503, b"busy, retry in a second", dict(BUSY_HEADERS)
+        try:
+            status, answer, body = self.site.serve(path, if_none_match=headers.get("if-none-match"))
+        except sa.exc.SQLAlchemyError as exc:
+            # Only before the first render: afterwards the site serves its last page through an outage.
+            log.warning("status page unavailable: %s", type(exc).__name__)
+            return 503, b"status page unavailable, retry shortly", dict(BUSY_HEADERS)
+        finally:
+            self._slots.release()
+        return status, body, dict(answer)
+
+
+def page_info(rt: Runtime) -> PageInfo:
+    return PageInfo(name=rt.settings.status_page_title, url=rt.settings.status_page_url)
+
+
+def install(server: HttpServer, rt: Runtime, *, ready: Callable[[], bool]) -> StatusRoute | None:
+    """Serve the site on `server` when STATUS_PAGE is on; None (nothing served) otherwise."""
+    if not rt.settings.status_page:
+        return None
+    site = StatusSite(rt.sessions, rt.settings.status_page_config, page_info(rt), poll_interval=POLL_INTERVAL)
+    route = StatusRoute(site, ready=ready)
+    for prefix in PREFIXES:
+        server.add_prefix_route(prefix, route)
+    return route

@@ -1,0 +1,148 @@
+"""The status page served by the running bot (STATUS_PAGE=true): every path through the real HTTP
+server, ETag/304, HEAD, off by default, and a cap that keeps page bursts from taking Slack's threads."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sp_data
+from bot_harness import Bot
+
+from bot.runtime import status_route
+from bot.statuspage import service
+from storage import db
+from storage.models import utcnow
+
+PATHS = [
+    "/status",
+    "/status/history",
+    "/status/history.atom",
+    "/status/history.rss",
+    "/status/static/status.css",
+    "/api/v2/summary.json",
+    "/api/v2/status.json",
+    "/api/v2/components.json",
+    "/api/v2/incidents.json",
+    "/api/v2/incidents/unresolved.json",
+    "/api/v2/scheduled-maintenances.json",
+]
+
+
+def request(
+    bot: Bot, method: str, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", bot.service.port, timeout=10)
+    try:
+        connection.request(method, path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def publish(sessions: db.SessionFactory, title: str = "API errors") -> int:
+    with db.unit_of_work(sessions) as session:
+        incident = service.publish(
+            session=session,
+            title=title,
+            components=["api"],
+            impact="major_outage",
+            message="Requests fail.",
+            now=utcnow(),
+            config=sp_data.CONFIG,
+        )
+        return incident.id or 0
+
+
+@pytest.fixture
+def page_bot(make_bot: Callable[..., Bot]) -> Bot:
+    return make_bot(status_page=True, status_page_config=sp_data.CONFIG, status_page_title="Acme Status")
+
+
+def test_every_path_is_served(page_bot: Bot) -> None:
+    public_id = publish(page_bot.sessions)
+    for path in [*PATHS, f"/status/incidents/{public_id}"]:
+        status, headers, body = request(page_bot, "GET", path)
+        assert status == 200, path
+        assert headers["etag"] and headers["cache-control"] == "public, max-age=10", path
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert int(headers["content-length"]) == len(body) > 0, path
+    status, _, body = request(page_bot, "GET", "/status")
+    assert b"Acme Status" in body and b"API errors" in body
+
+
+def test_etag_gives_304_and_head_gives_the_headers(page_bot: Bot) -> None:
+    status, headers, body = request(page_bot, "GET", "/api/v2/summary.json")
+    assert status == 200
+    status, again, empty = request(page_bot, "GET", "/api/v2/summary.json", {"If-None-Match": headers["etag"]})
+    assert (status, empty) == (304, b"")
+    assert again["etag"] == headers["etag"]
+    status, head, empty = request(page_bot, "HEAD", "/api/v2/summary.json")
+    assert (status, empty) == (200, b"")
+    assert head["content-length"] == str(len(body)) and head["etag"] == headers["etag"]
+    assert head["access-control-allow-origin"] == "*"
+
+
+def test_unknown_paths_are_404_and_other_methods_are_refused(page_bot: Bot) -> None:
+    assert request(page_bot, "GET", "/status/incidents/999999")[0] == 404
+    assert request(page_bot, "GET", "/status/nope")[0] == 404
+    assert request(page_bot, "GET", "/statusfoo")[0] == 404  # a prefix, not a string start
+    assert request(page_bot, "POST", "/status")[0] in (404, 405)
+
+
+def test_off_by_default(bot: Bot) -> None:
+    for path in ("/status", "/api/v2/summary.json"):
+        assert request(bot, "GET", path)[0] == 404
+    assert bot.service.status is None
+
+
+def test_a_change_shows_within_a_second(page_bot: Bot) -> None:
+    assert b"Database trouble" not in request(page_bot, "GET", "/status")[2]
+    publish(page_bot.sessions, "Database trouble")
+    # The poll reads the version at most once a second; the render then happens in the background.
+    deadline = threading.Event()
+    for _ in range(40):
+        if b"Database trouble" in request(page_bot, "GET", "/status")[2]:
+            break
+        deadline.wait(0.05)
+    else:
+        pytest.fail("the published incident did not appear within 2 s")
+
+
+def test_page_requests_over_the_cap_get_503_with_retry_after(
+    page_bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    route = page_bot.service.status
+    assert route is not None
+    request(page_bot, "GET", "/status")  # rendered and cached
+    inside, release = threading.Semaphore(0), threading.Event()
+    real_serve = route.site.serve
+
+    def slow_serve(path: str, **kwargs: Any) -> Any:
+        inside.release()
+        release.wait(10)
+        return real_serve(path, **kwargs)
+
+    monkeypatch.setattr(route.site, "serve", slow_serve)
+    # Hold every slot of the cap with requests that block in the site.
+    holders = [
+        threading.Thread(target=request, args=(page_bot, "GET", "/status")) for _ in range(status_route.LIMIT)
+    ]
+    for thread in holders:
+        thread.start()
+    try:
+        for _ in range(status_route.LIMIT):  # until all of them are inside
+            assert inside.acquire(timeout=5)
+        status, headers, _ = request(page_bot, "GET", "/api/v2/status.json")
+        assert status == 503 and headers["retry-after"] == "1"
+        # Slack's route still has threads: /healthz (and /slack/events beside it) answers at once.
+        assert request(page_bot, "GET", "/healthz")[0] == 200
+    finally:
+        release.set()
+        for thread in holders:
+            thread.join(10)
+    assert request(page_bot, "GET", "/api/v2/status.json")[0] == 200
