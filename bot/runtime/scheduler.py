@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from bot.incidents import escalation, timeline
 from bot.runtime.retention import retention_job
 from bot.slack.backfill import backfill_job
 from bot.slack.context import Runtime
+from storage import jobs
 from storage.db import unit_of_work
 from storage.errors import database_errors, run_logged
 from storage.models import ProcessedEvent, utcnow
@@ -25,6 +27,7 @@ RETENTION_FIRST_RUN = timedelta(minutes=10)
 
 def sweep_job(rt: Runtime) -> None:
     """Escalate what is due, then deliver whatever the outbox still holds (retries included)."""
+    started = time.monotonic()
     # The database away: the next interval tries again and finds the same due work.
     claimed = run_logged(log, "escalation sweep", lambda: escalation.sweep(rt.sessions, rt.settings))
     if claimed is None:
@@ -35,6 +38,11 @@ def sweep_job(rt: Runtime) -> None:
     # A pin and its reply handled at the same instant in two transactions can miss each other.
     with database_errors(log, "applying pending pins"), unit_of_work(rt.sessions) as session:
         timeline.apply_pending_pins(session)
+    # Only a sweep that ran is recorded: one the database refused leaves the lag growing.
+    with database_errors(log, "recording the sweep"), unit_of_work(rt.sessions) as session:
+        jobs.record_run(
+            session.connection(), name=jobs.SWEEP, finished_at=utcnow(), duration_seconds=time.monotonic() - started
+        )
 
 
 def forget_old_events(rt: Runtime) -> None:
@@ -59,7 +67,7 @@ def build_scheduler(rt: Runtime, *, extra_jobs: list[dict[str, Any]] | None = No
             coalesce=True,
         )
 
-    every(sweep_job, rt.settings.escalation_check_interval, "escalation-sweep")
+    every(sweep_job, rt.settings.escalation_check_interval, jobs.SWEEP)
     if rt.settings.timeline_backfill_interval:
         every(backfill_job, rt.settings.timeline_backfill_interval, "timeline-backfill")
     scheduler.add_job(forget_old_events, "interval", hours=1, args=[rt], id="forget-events", max_instances=1)
