@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import choose_encoder
 from sqlalchemy.engine import Engine
 
 from bot.runtime.prometheus_db import CACHE_SECONDS, DatabaseCollector
@@ -75,8 +76,10 @@ class Metrics:
         self.acks.labels(where, str(status)).inc()
         self.ack_latency.labels(where).observe(seconds)
 
-    def route(self, _headers: dict[str, str], _body: bytes) -> tuple[int, bytes, dict[str, str]]:
-        return 200, generate_latest(self.registry), {"Content-Type": CONTENT_TYPE_LATEST}
+    def route(self, headers: dict[str, str], _body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        # The format the scraper asks for: OpenMetrics for Prometheus, else the classic text format.
+        encode, content_type = choose_encoder(headers.get("accept", ""))
+        return 200, encode(self.registry), {"Content-Type": content_type}
 
     def close(self) -> None:
         self.engine.dispose()
