@@ -32,6 +32,7 @@ from storage.models import Incident
 pytestmark = pytest.mark.slow
 
 DEBIAN_BINARY = "/usr/bin/prometheus"
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "incident-bot.json"
 
 
 def prometheus_binary() -> str:
@@ -194,3 +195,12 @@ def test_prometheus_scrapes_the_bot(running_bot: tuple[int, Any], prometheus: Pr
     eventually(prometheus, "incident_bot_sweep_lag_seconds < bool 10", 1)
     assert prometheus.query("incident_bot_sweep_duration_seconds") is not None
     assert prometheus.query('up{job="incident-bot"}') == 1
+    # Every query of the Grafana dashboard parses, and finds series unless it asks for failures.
+    for expr in dashboard_exprs():
+        result = prometheus.get("/api/v1/query", query=expr)["result"]  # asserts status success
+        assert result or "slack_errors" in expr or "!=" in expr, expr
+
+
+def dashboard_exprs() -> list[str]:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    return [t["expr"] for p in panels for t in p.get("targets", [])]
