@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from storage.models import JobRun
@@ -23,10 +25,8 @@ class LastRun:
 def record_run(connection: Connection, *, name: str, finished_at: datetime, duration_seconds: float) -> None:
     """Upsert the job's latest run: one row per job, whichever replica ran it."""
     values = {"name": name, "finished_at": finished_at, "duration_seconds": duration_seconds}
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    # Both dialects spell the upsert alike; Any, as their two Insert classes share no base for it.
+    insert: Any = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
     statement = insert(TABLE).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=["name"],

@@ -59,7 +59,7 @@ class Metrics:
         )
         self.ack_latency = Histogram(
             "incident_bot_slack_ack_duration_seconds",
-            "Time from a Slack request's arrival to its answer (verify, store in the inbox, answer), by surface",
+            "Time from a Slack request read to its answer (verify, store in the inbox), by surface",
             ["surface"],
             buckets=ACK_BUCKETS,
             registry=self.registry,
