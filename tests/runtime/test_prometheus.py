@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlmodel import Session
 
 from bot.runtime import prometheus, prometheus_db
+from bot.runtime.scheduler import Throttle
 from storage import db, inbox, jobs
 from storage.models import Incident, Outbox
 from storage.readonly import create_read_engine
@@ -253,3 +254,14 @@ def test_the_sweep_records_its_runs(make_bot: Callable[..., Bot]) -> None:
     with db.unit_of_work(bot.sessions) as session:
         run = jobs.last_run(session.connection(), jobs.SWEEP)
     assert run is not None and run.duration_seconds >= 0
+
+
+def test_the_sweep_is_recorded_at_most_every_few_seconds() -> None:
+    with freeze_time(NOW) as frozen:
+        throttle = Throttle(5)
+        assert throttle.due()  # the first sweep after start-up is recorded at once
+        assert not throttle.due()
+        frozen.tick(4.9)
+        assert not throttle.due()
+        frozen.tick(0.2)
+        assert throttle.due()
