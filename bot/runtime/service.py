@@ -9,13 +9,14 @@ import re
 import signal
 import socket
 import threading
+import time
 from typing import Any
 
 from slack_bolt import BoltRequest, BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.incidents import outbox
-from bot.runtime import alert_route, logs, status_route
+from bot.runtime import alert_route, logs, prometheus, status_route
 from bot.runtime.background import Background, learn_identity
 from bot.runtime.http import Health, HttpServer
 from bot.runtime.intake import Intake
@@ -25,6 +26,7 @@ from bot.slack.app import create_app
 from bot.slack.context import Runtime, TokenRejected
 from bot.slack.listeners import Stage
 from storage import db, urls
+from storage.readonly import create_read_engine
 
 log = logging.getLogger("incident-bot")
 
@@ -82,6 +84,9 @@ class Service:
         self.health = Health(self.rt)
         self.health.details["dead_letters"] = outbox.count_dead_letters
         self.server = HttpServer(host=settings.host, port=settings.port, health=self.health)
+        # In both modes, like /healthz; keep it inside (README, Deploying it).
+        self.metrics = prometheus.Metrics(create_read_engine(settings.database_url))
+        self.server.add_route("GET", prometheus.PATH, self.metrics.route)
         if not settings.socket_mode:
             self.server.add_route("POST", "/slack/events", self._slack)
         alerts = alert_route.make_route(self.rt)  # None while ALERTMANAGER_TOKEN is unset
@@ -143,12 +148,14 @@ class Service:
         if self.background is not None:
             self.background.stop()
         self.engine.dispose()
+        self.metrics.close()
         if self._background_engine is not None:
             self._background_engine.dispose()
 
     # -- Slack ----------------------------------------------------------------------------------
 
     def _slack(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        started = time.perf_counter()
         if not self.health.migrated.is_set():
             return 503, b"starting", {}
         raw = body.decode("utf-8", errors="replace")
@@ -157,6 +164,7 @@ class Service:
         except ValueError:  # a JSON body that does not parse (cut short, or not Slack's)
             return 400, b"malformed body", {}
         response = self.intake.answer(request, raw)
+        self.metrics.observe_ack(request.body, response.status, time.perf_counter() - started)
         flat = {k: v[0] if isinstance(v, list) else str(v) for k, v in response.headers.items()}
         return response.status, (response.body or "").encode("utf-8"), flat
 
@@ -185,6 +193,7 @@ class Service:
         """One Socket Mode envelope: the same intake as HTTP, then the envelope's ack."""
         from slack_sdk.socket_mode.response import SocketModeResponse
 
+        started = time.perf_counter()
         headers: dict[str, str] = {}
         if request.retry_attempt is not None:
             headers["x-slack-retry-num"] = str(request.retry_attempt)
@@ -192,6 +201,7 @@ class Service:
             headers["x-slack-retry-reason"] = str(request.retry_reason)
         bolt_request = BoltRequest(body=request.payload, headers=headers, mode="socket_mode")
         response = self.intake.answer(bolt_request, json.dumps(request.payload))
+        self.metrics.observe_ack(request.payload, response.status, time.perf_counter() - started)
         if response.status != 200:
             return  # no ack: Slack sends the envelope again
         client.send_socket_mode_response(
