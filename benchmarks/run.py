@@ -98,7 +98,8 @@ def bot_phases(backend: str, fake: procs.Fake, only: set[str], sizes: dict[str, 
             pool.warm(target.port, bot_bench.mixed_requests(64, thread, fake.response_url()))
         commands += 32
         bot_child.settle()
-        with profiling.py_spy(bot_child.pid, f"bot-{backend}", enabled=profile):
+        pids = {"front": bot_child.pid, "worker": bot_child.worker_pid()}
+        with profiling.py_spy(pids, f"bot-{backend}", enabled=profile):
             if "acks" in only:
                 result["acks"] = bot_bench.ack_latency(pool, bot, bare, thread, fake)
                 commands += result["acks"].pop("commands_sent")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from sqlmodel import Session
 
 from bot.listeners import WorkDeferred
 from bot.runtime import Runtime
-from storage import db, inbox
+from storage import db, inbox, spool
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class InboxWorker:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inbox")
         self._thread: threading.Thread | None = None
+        self._spool = spool.for_engine(rt.engine)
 
     def start(self) -> InboxWorker:
         self._thread = threading.Thread(target=self._claim_loop, name="inbox-claim", daemon=True)
@@ -122,10 +124,13 @@ class InboxWorker:
         free = self.threads - self.in_hand()
         if free <= 0:
             return []
+        moved = 0
         try:
             with self.rt.engine.begin() as connection:
+                if self._spool is not None:  # SQLite: the acks wait there (storage/spool.py)
+                    moved = self._spool.move(connection)
                 claims = inbox.claim(connection, worker=self.worker_id, limit=free, lease=self.lease, now=utcnow())
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
             if not db.is_disconnect(exc):
                 log.exception("could not claim Slack requests from the inbox")
             else:
@@ -134,6 +139,11 @@ class InboxWorker:
             return []
         with self._lock:
             self._in_hand.update((claim.id, claim) for claim in claims)
+        if moved and self._spool is not None:
+            try:
+                self._spool.forget(moved)
+            except sqlite3.Error as exc:  # moved again next time, where their keys insert nothing
+                log.warning("could not clear the intake spool (%s)", exc)
         return claims
 
     def _renew(self) -> None:
