@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -132,7 +133,8 @@ class Spool:
             connection.close()
 
 
-_SPOOLS: dict[tuple[str, float], Spool] = {}
+# One spool per engine (and so per process: an engine is not shared across a fork), gone with it.
+_SPOOLS: weakref.WeakKeyDictionary[Engine, Spool] = weakref.WeakKeyDictionary()
 _SPOOLS_LOCK = threading.Lock()
 
 
@@ -145,7 +147,7 @@ def for_engine(engine: Engine, *, wait: float = 30.0) -> Spool | None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return None
     with _SPOOLS_LOCK:
-        spool = _SPOOLS.get((database, wait))
+        spool = _SPOOLS.get(engine)
         if spool is None:
-            spool = _SPOOLS[(database, wait)] = Spool(database + SUFFIX, wait=wait)
+            spool = _SPOOLS[engine] = Spool(database + SUFFIX, wait=wait)
         return spool
