@@ -20,6 +20,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from sqlalchemy.engine import Engine
 
 from storage import inbox, spool
+from storage.inbox_batch import InboxBatcher, NotStored
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,10 @@ class Intake:
         self.app = app
         self.engine = engine
         self.stored = stored
-        # SQLite: the spool, where the ack never queues behind the worker's transactions.
+        # SQLite: the spool, where the ack never queues behind the worker's transactions;
+        # PostgreSQL: one writer that stores the requests of concurrent acks in one transaction.
         self.spool = spool.for_engine(engine, wait=wait)
+        self.batcher = InboxBatcher(engine, wait=wait) if engine.dialect.name == "postgresql" else None
 
     def answer(self, request: BoltRequest, raw: str) -> BoltResponse:
         response = self.app.dispatch(request)
@@ -86,7 +89,7 @@ class Intake:
         headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
         try:
             new = self._record(key=key, mode=request.mode, body=raw, headers=headers)
-        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+        except (sa.exc.SQLAlchemyError, sqlite3.Error, NotStored) as exc:
             log.warning("could not store a Slack request (%s); asking Slack to retry", type(exc).__name__)
             return self._unstored(request)
         if new:
@@ -96,6 +99,8 @@ class Intake:
     def _record(self, *, key: str, mode: str, body: str, headers: dict[str, Any]) -> bool:
         if self.spool is not None:
             return self.spool.record(key=key, mode=mode, body=body, headers=headers, now=utcnow())
+        if self.batcher is not None:
+            return self.batcher.record(key=key, mode=mode, body=body, headers=headers, now=utcnow())
         with self.engine.begin() as connection:
             return inbox.record(connection, key=key, mode=mode, body=body, headers=headers, now=utcnow())
 
