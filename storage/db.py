@@ -153,23 +153,28 @@ def on_first_write(callback: Callable[[Session], None]) -> Iterator[None]:
         _FIRST_WRITE.reset(token)
 
 
+_WROTE = "wrote"  # session.info key: set while a unit of work watches whether it writes
+
+
+# Listened for once, on every session (a listener added per session cost ~0.3 ms a unit of work).
+@event.listens_for(Session, "do_orm_execute")
+def _executed(state: Any) -> None:
+    if not state.is_select and _WROTE in state.session.info:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed(session: Session, _context: Any) -> None:
+    if _WROTE in session.info:
+        session.info[_WROTE] = True
+
+
 def _watch_writes(session: Session) -> Callable[[], bool]:
-    wrote = False
-
-    def executed(state: Any) -> None:
-        nonlocal wrote
-        wrote = wrote or not state.is_select
-
-    def flushed(*_: Any) -> None:
-        nonlocal wrote
-        wrote = True
-
-    event.listen(session, "do_orm_execute", executed)
-    event.listen(session, "after_flush", flushed)
+    session.info[_WROTE] = False
 
     def did_write() -> bool:
         session.flush()  # pending ORM changes count too
-        return wrote
+        return bool(session.info[_WROTE])
 
     return did_write
 
