@@ -39,6 +39,8 @@ THREADS = 32
 LEASE = timedelta(seconds=30)
 # How often the inbox is read without a wake-up: rows of a dead replica, expired leases.
 POLL_SECONDS = 1.0
+# How long a wake-up waits for the requests stored just after the one that woke it.
+GATHER_SECONDS = 0.005
 # How soon work that found the database unavailable is tried again.
 RETRY_DELAY = timedelta(seconds=2)
 # A request taken this many times without finishing (each time its worker died) is set aside.
@@ -117,7 +119,10 @@ class InboxWorker:
                 self._renew()
                 renewed = utcnow()
             if not claims or self.in_hand() >= self.threads:
-                self._wake.wait(self.poll_seconds)
+                if self._wake.wait(self.poll_seconds):
+                    # Woken by an ack: let the acks arriving with it land too, and take them all
+                    # in one claim rather than one transaction each (each one a writer, on SQLite).
+                    self._stopping.wait(GATHER_SECONDS)
                 self._wake.clear()
 
     def _claim(self) -> list[inbox.Claim]:
