@@ -56,8 +56,10 @@ def record_many(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
     from sqlalchemy.dialects.postgresql import insert
 
     values = [{**row, "attempts": 0} for row in sorted(rows, key=lambda row: row["key"])]
-    statement = insert(TABLE).values(values).on_conflict_do_nothing(index_elements=["key"]).returning(TABLE.c.key)
-    return set(connection.execute(statement).scalars())
+    # A list of parameters (not .values(list)): one compiled statement whatever the batch's size,
+    # which SQLAlchemy sends as one multi-row INSERT ("insertmanyvalues").
+    statement = insert(TABLE).on_conflict_do_nothing(index_elements=["key"]).returning(TABLE.c.key)
+    return set(connection.execute(statement, values).scalars())
 
 
 def claim(connection: Connection, *, worker: str, limit: int, lease: timedelta, now: datetime) -> list[Claim]:
