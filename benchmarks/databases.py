@@ -46,7 +46,9 @@ def create(backend: str, name: str, *, fresh: bool) -> str:
     """Make sure database `name` exists (empty when `fresh`); returns its URL."""
     if backend == "sqlite":
         if fresh:
-            for suffix in (".db", ".db-wal", ".db-shm", ".db.migrate-lock"):
+            # The intake's spool too (storage/spool.py): what it still held belongs to the old file.
+            spool = (".db.spool", ".db.spool-wal", ".db.spool-shm")
+            for suffix in (".db", ".db-wal", ".db-shm", ".db.migrate-lock", *spool):
                 (RESULTS / (name + suffix)).unlink(missing_ok=True)
         RESULTS.mkdir(parents=True, exist_ok=True)
         return url_for(backend, name)

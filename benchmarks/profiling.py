@@ -19,24 +19,31 @@ PROFILES = RESULTS / "profiles"
 
 
 @contextlib.contextmanager
-def py_spy(pid: int, name: str, *, enabled: bool) -> Iterator[None]:
-    """Sample `pid` (all threads, idle ones excluded) while the block runs; collapsed stacks to NAME.txt."""
+def py_spy(pids: dict[str, int | None], name: str, *, enabled: bool) -> Iterator[None]:
+    """Sample each process (all threads, idle ones excluded) while the block runs; collapsed
+    stacks to NAME-<part>.txt, one file per entry of `pids` (the bot's front and its worker)."""
     exe = shutil.which("py-spy")
     if not enabled or exe is None:
         yield
         return
     PROFILES.mkdir(parents=True, exist_ok=True)
-    out = PROFILES / f"{name}.txt"
-    argv = [exe, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--output", str(out), "--nonblocking"]
-    recorder = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    recorders = []
+    for part, pid in pids.items():
+        if pid is None:
+            continue
+        out = PROFILES / f"{name}-{part}.txt"
+        argv = [exe, "record", "--pid", str(pid), "--rate", "250", "--format", "raw", "--nonblocking", "-o", str(out)]
+        recorders.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
         yield
     finally:
-        recorder.send_signal(signal.SIGINT)
-        try:
-            recorder.wait(30)
-        except subprocess.TimeoutExpired:
-            recorder.kill()
+        for recorder in recorders:
+            recorder.send_signal(signal.SIGINT)
+        for recorder in recorders:
+            try:
+                recorder.wait(30)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
 
 
 @contextlib.contextmanager

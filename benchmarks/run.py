@@ -36,7 +36,7 @@ FULL = {"ingest": 3000, "open": 10_000, "closed": 1_000_000, "incidents": 100_00
 QUICK = {"ingest": 1000, "open": 1_000, "closed": 50_000, "incidents": 10_000}
 AIMS = {
     "ack_p99_ms": 250.0,
-    "ack_ratio_p99": 2.0,
+    "ack_ratio_p99": 1.5,  # issue 10: within 1.5x the bare Bolt app
     "ingest_per_second": 300.0,
     "sweep_ms": 50.0,
     "report_ms": 1000.0,
@@ -98,7 +98,8 @@ def bot_phases(backend: str, fake: procs.Fake, only: set[str], sizes: dict[str, 
             pool.warm(target.port, bot_bench.mixed_requests(64, thread, fake.response_url()))
         commands += 32
         bot_child.settle()
-        with profiling.py_spy(bot_child.pid, f"bot-{backend}", enabled=profile):
+        pids = {"front": bot_child.pid, "worker": bot_child.worker_pid()}
+        with profiling.py_spy(pids, f"bot-{backend}", enabled=profile):
             if "acks" in only:
                 result["acks"] = bot_bench.ack_latency(pool, bot, bare, thread, fake)
                 commands += result["acks"].pop("commands_sent")
@@ -176,7 +177,12 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
         ("ack p50 bot / bare (ms)", "bot.acks.bot.p50_ms|bot.acks.bare.p50_ms", "", None),
         ("ack p99 bot (ms)", "bot.acks.bot.p99_ms", f"< {a['ack_p99_ms']:.0f}", lambda v: v < a["ack_p99_ms"]),
         ("ack p99 bare (ms)", "bot.acks.bare.p99_ms", "", None),
-        ("ack p99 ratio bot/bare", "bot.acks.ratio_p99", f"<= {a['ack_ratio_p99']:.0f}x", lambda v: v <= 2),
+        (
+            "ack p99 ratio bot/bare",
+            "bot.acks.ratio_p99",
+            f"<= {a['ack_ratio_p99']}x",
+            lambda v: v <= a["ack_ratio_p99"],
+        ),
         (
             "ack CPU ms per request bot / bare (acking process)",
             "bot.acks.bot.cpu_ms_per_request|bot.acks.bare.cpu_ms_per_request",
@@ -188,7 +194,12 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
         ("Web API +2s: ack p50 bot / bare (ms)", "bot.acks_delayed.bot.p50_ms|bot.acks_delayed.bare.p50_ms", "", None),
         ("Web API +2s: ack p99 bot (ms)", "bot.acks_delayed.bot.p99_ms", "< 250", lambda v: v < a["ack_p99_ms"]),
         ("Web API +2s: ack p99 bare (ms)", "bot.acks_delayed.bare.p99_ms", "", None),
-        ("Web API +2s: p99 ratio bot/bare", "bot.acks_delayed.ratio_p99", "<= 2x", lambda v: v <= 2),
+        (
+            "Web API +2s: p99 ratio bot/bare",
+            "bot.acks_delayed.ratio_p99",
+            f"<= {a['ack_ratio_p99']}x",
+            lambda v: v <= a["ack_ratio_p99"],
+        ),
         (
             "Web API +2s: non-200 bot|bare",
             "bot.acks_delayed.bot.non_200|bot.acks_delayed.bare.non_200",

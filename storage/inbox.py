@@ -50,6 +50,18 @@ def record(connection: Connection, *, key: str, mode: str, body: str, headers: d
     return bool(result.rowcount == 1)
 
 
+def record_many(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """PostgreSQL: insert many requests in one statement, skipping keys already there; the keys
+    that are new. Rows go in key order, so two replicas' batches never wait on each other in turn."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    values = [{**row, "attempts": 0} for row in sorted(rows, key=lambda row: row["key"])]
+    # A list of parameters (not .values(list)): one compiled statement whatever the batch's size,
+    # which SQLAlchemy sends as one multi-row INSERT ("insertmanyvalues").
+    statement = insert(TABLE).on_conflict_do_nothing(index_elements=["key"]).returning(TABLE.c.key)
+    return set(connection.execute(statement, values).scalars())
+
+
 def claim(connection: Connection, *, worker: str, limit: int, lease: timedelta, now: datetime) -> list[Claim]:
     """Claim up to `limit` requests that are not done and not leased, oldest first.
 

@@ -24,7 +24,7 @@ from typing import Any
 from cheroot import wsgi
 
 from bot.slack.context import Runtime
-from storage import db, inbox
+from storage import db, inbox, spool
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,12 @@ class Health:
         self.rt = rt
         self.migrated = threading.Event()
         # Optional figures for `GET /healthz?detail=1`, each read from the database.
-        self.details: dict[str, Callable[[Any], int]] = {"inbox_backlog": inbox.backlog}
+        self.details: dict[str, Callable[[Any], int]] = {"inbox_backlog": self._backlog}
+
+    def _backlog(self, connection: Any) -> int:
+        # On SQLite, acked requests wait in the spool until a worker moves them to the inbox.
+        spooled = spool.for_engine(self.rt.engine)
+        return inbox.backlog(connection) + (spooled.pending() if spooled is not None else 0)
 
     def check(self) -> bool:
         if not self.migrated.is_set():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from sqlmodel import Session
 
 from bot.slack.context import Runtime
 from bot.slack.listeners import WorkDeferred
-from storage import db, inbox
+from storage import db, inbox, spool
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ THREADS = 32
 LEASE = timedelta(seconds=30)
 # How often the inbox is read without a wake-up: rows of a dead replica, expired leases.
 POLL_SECONDS = 1.0
+# How long a wake-up waits for the requests stored just after the one that woke it.
+GATHER_SECONDS = 0.005
 # How soon work that found the database unavailable is tried again.
 RETRY_DELAY = timedelta(seconds=2)
 # A request taken this many times without finishing (each time its worker died) is set aside.
@@ -81,6 +84,7 @@ class InboxWorker:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inbox")
         self._thread: threading.Thread | None = None
+        self._spool = spool.for_engine(rt.engine)
 
     def start(self) -> InboxWorker:
         self._thread = threading.Thread(target=self._claim_loop, name="inbox-claim", daemon=True)
@@ -115,17 +119,23 @@ class InboxWorker:
                 self._renew()
                 renewed = utcnow()
             if not claims or self.in_hand() >= self.threads:
-                self._wake.wait(self.poll_seconds)
+                if self._wake.wait(self.poll_seconds):
+                    # Woken by an ack: let the acks arriving with it land too, and take them all
+                    # in one claim rather than one transaction each (each one a writer, on SQLite).
+                    self._stopping.wait(GATHER_SECONDS)
                 self._wake.clear()
 
     def _claim(self) -> list[inbox.Claim]:
         free = self.threads - self.in_hand()
         if free <= 0:
             return []
+        moved = 0
         try:
             with self.rt.engine.begin() as connection:
+                if self._spool is not None:  # SQLite: the acks wait there (storage/spool.py)
+                    moved = self._spool.move(connection)
                 claims = inbox.claim(connection, worker=self.worker_id, limit=free, lease=self.lease, now=utcnow())
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
             if not db.is_disconnect(exc):
                 log.exception("could not claim Slack requests from the inbox")
             else:
@@ -134,6 +144,11 @@ class InboxWorker:
             return []
         with self._lock:
             self._in_hand.update((claim.id, claim) for claim in claims)
+        if moved and self._spool is not None:
+            try:
+                self._spool.forget(moved)
+            except sqlite3.Error as exc:  # moved again next time, where their keys insert nothing
+                log.warning("could not clear the intake spool (%s)", exc)
         return claims
 
     def _renew(self) -> None:

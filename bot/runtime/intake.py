@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,8 @@ import sqlalchemy as sa
 from slack_bolt import App, BoltRequest, BoltResponse
 from sqlalchemy.engine import Engine
 
-from storage import inbox
+from storage import inbox, spool
+from storage.inbox_batch import InboxBatcher, NotStored
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -68,10 +70,14 @@ def body_key(raw: str) -> str:
 class Intake:
     """Answers Slack: Bolt's answer, once the request is stored. `stored` wakes a worker."""
 
-    def __init__(self, app: App, engine: Engine, stored: Callable[[], None]) -> None:
+    def __init__(self, app: App, engine: Engine, stored: Callable[[], None], *, wait: float = 30.0) -> None:
         self.app = app
         self.engine = engine
         self.stored = stored
+        # SQLite: the spool, where the ack never queues behind the worker's transactions;
+        # PostgreSQL: one writer that stores the requests of concurrent acks in one transaction.
+        self.spool = spool.for_engine(engine, wait=wait)
+        self.batcher = InboxBatcher(engine, wait=wait) if engine.dialect.name == "postgresql" else None
 
     def answer(self, request: BoltRequest, raw: str) -> BoltResponse:
         response = self.app.dispatch(request)
@@ -82,14 +88,21 @@ class Intake:
         key = request_key(request.body) or body_key(raw)
         headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
         try:
-            with self.engine.begin() as connection:
-                new = inbox.record(connection, key=key, mode=request.mode, body=raw, headers=headers, now=utcnow())
-        except sa.exc.SQLAlchemyError as exc:
+            new = self._record(key=key, mode=request.mode, body=raw, headers=headers)
+        except (sa.exc.SQLAlchemyError, sqlite3.Error, NotStored) as exc:
             log.warning("could not store a Slack request (%s); asking Slack to retry", type(exc).__name__)
             return self._unstored(request)
         if new:
             self.stored()
         return response
+
+    def _record(self, *, key: str, mode: str, body: str, headers: dict[str, Any]) -> bool:
+        if self.spool is not None:
+            return self.spool.record(key=key, mode=mode, body=body, headers=headers, now=utcnow())
+        if self.batcher is not None:
+            return self.batcher.record(key=key, mode=mode, body=body, headers=headers, now=utcnow())
+        with self.engine.begin() as connection:
+            return inbox.record(connection, key=key, mode=mode, body=body, headers=headers, now=utcnow())
 
     def _unstored(self, request: BoltRequest) -> BoltResponse:
         # Never a 200 for a request that is not stored. Events are redelivered by Slack after a

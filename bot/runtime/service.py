@@ -78,7 +78,7 @@ class Service:
         # The outbox is delivered where the background runs: kicks from here (a stored form, an
         # alert) wake it there.
         self.rt.deliverer.hand_kicks_to(self.wake)
-        self.intake = Intake(self.app, self.engine, stored=self.wake)
+        self.intake = Intake(self.app, self.engine, stored=self.wake, wait=ACK_PATH_WAIT)
         # /healthz is as CONTRACT.md says (database and migrations): a dead worker is restarted
         # within seconds, and the acks, which is what Slack sees, go on meanwhile.
         self.health = Health(self.rt)

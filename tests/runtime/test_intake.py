@@ -324,7 +324,8 @@ def test_a_locked_sqlite_gets_slack_a_503_in_time_and_the_retry_is_stored(db_url
         pytest.skip("SQLite's single writer lock")
     bot = make_bot()
     incident = bot.declare("Locked out", "P2")
-    blocker = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=1, isolation_level=None)
+    # The file the ack writes: the intake's spool beside the database (storage/spool.py).
+    blocker = sqlite3.connect(db_url.removeprefix("sqlite:///") + ".spool", timeout=1, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock for longer than Slack waits
     try:
         started = time.monotonic()
