@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -57,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except db.DatabaseError as exc:
         print(f"incident-bot: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # `incident-bot tracker | head`: the reader left. Point stdout at /dev/null so the
+        # interpreter's final flush does not print a second BrokenPipeError on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 
