@@ -15,6 +15,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from bot import crontab
 from storage.models import CATEGORIES, SEVERITIES
 
 DEFAULT_RESPONSE_TARGETS = {
@@ -110,8 +111,9 @@ class Settings(BaseSettings):
 
     digest_cron: str = "0 10 * * mon"
     digest_timezone: str = "UTC"
-    monthly_digest_cron: str = "0 10 1-7 * mon"
-    quarterly_digest_cron: str = "0 10 1-7 1,4,7,10 mon"
+    # The first Monday of the month (of a quarter's month): `#1`, since crontab's day fields OR.
+    monthly_digest_cron: str = "0 10 * * mon#1"
+    quarterly_digest_cron: str = "0 10 * 1,4,7,10 mon#1"
 
     alertmanager_token: SecretStr | None = None
     alert_auto_mitigate: bool = True
@@ -213,17 +215,8 @@ class Settings(BaseSettings):
     @field_validator("digest_cron", "monthly_digest_cron", "quarterly_digest_cron")
     @classmethod
     def _crontab(cls, value: str) -> str:
-        if value.strip() and len(value.split()) != 5:
-            raise ValueError(f"{value!r} is not a 5-field crontab")
-        if value.strip():
-            from apscheduler.triggers.cron import CronTrigger
-
-            # Check it here as the scheduler will read it, or a typo only shows when the bot starts.
-            try:
-                CronTrigger.from_crontab(value.strip(), timezone="UTC")
-            except ValueError as exc:
-                raise ValueError(f"{value!r} is not a valid crontab: {exc}") from None
-        return value.strip()
+        # Checked here as the scheduler will read it (bot/crontab.py), or a typo only shows when it fires.
+        return crontab.validate(value) if value.strip() else ""
 
     @model_validator(mode="after")
     def _api_url_slash(self) -> Settings:
