@@ -380,3 +380,15 @@ class ViewSubmission(SQLModel, table=True):
     view_id: str = Field(primary_key=True, max_length=64)
     callback_id: str = Field(max_length=64)
     received_at: datetime = _ts(nullable=False, index=True)
+
+
+class Installation(SQLModel, table=True):
+    """When this database was created (one row, written by its migration): the start-up catch-up
+    posts no digest whose scheduled time came before it, so a fresh install posts nothing."""
+
+    __tablename__ = "installation"
+
+    id: int = Field(default=1, primary_key=True)
+    created_at: datetime = Field(
+        sa_column=Column(UTCDateTime(), nullable=False, server_default=sa.text("CURRENT_TIMESTAMP"))
+    )
