@@ -74,7 +74,14 @@ DEFAULT_RUNBOOKS: dict[str, Runbook] = {
 
 
 class SettingsError(ValueError):
-    """An operator mistake in the configuration: shown as one line, never a traceback."""
+    """An operator mistake in the configuration: shown as one line, never a traceback.
+
+    `problems` has one entry per setting at fault (`incident-bot check` prints them a line each).
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 class Settings(BaseSettings):
@@ -318,6 +325,36 @@ def _check_contact(contact: str) -> None:
         raise ValueError(f"{contact!r} is not a Slack user (U…/W…) or user-group (S…) id")
 
 
+# Sections of CONFIG_FILE that are read as a whole by their own area (on-call, the status page).
+CONFIG_SECTIONS = ("oncall", "status_page")
+
+
+def config_file() -> str | None:
+    """The CONFIG_FILE the settings are read from, if any."""
+    return os.environ.get("CONFIG_FILE") or None
+
+
+def config_file_problems() -> list[str]:
+    """What `load_settings` lets pass in CONFIG_FILE: a file that is not a mapping, keys no setting has."""
+    path = config_file()
+    if not path or not os.path.isfile(path):
+        return []  # unset, or missing: load_settings says so
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []  # load_settings names the file and the reason
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        return [f"CONFIG_FILE {path!r} is not a mapping of settings (one `name: value` per line)"]
+    known = set(Settings.model_fields) | set(CONFIG_SECTIONS)
+    # extra="ignore" lets a typo pass silently, and the setting keeps its default.
+    return [f"CONFIG_FILE {path!r}: {key!r} is not a setting" for key in data if str(key).lower() not in known]
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings, turning validation errors into one readable SettingsError."""
     from pydantic import ValidationError
@@ -335,4 +372,4 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors():
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
             problems.append(f"{name}: {error['msg']}")
-        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+        raise SettingsError("invalid settings: " + "; ".join(problems), problems) from None
