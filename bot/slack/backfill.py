@@ -78,7 +78,6 @@ def backfill(rt: Runtime, stopping: threading.Event | None = None) -> int:
     `stopping` set (the bot is shutting down): the pass ends before the next thread.
     """
     stopping = stopping or threading.Event()
-    client = backfill_client(rt.client)
     with unit_of_work(rt.sessions) as session:
         threads = session.execute(
             select(Incident.id, Incident.channel_id, Incident.card_ts).where(
@@ -86,6 +85,9 @@ def backfill(rt: Runtime, stopping: threading.Event | None = None) -> int:
                 Incident.card_ts.is_not(None),  # type: ignore[union-attr]
             )
         ).all()
+    if not threads:
+        return 0
+    client = backfill_client(rt.client)
     changed = 0
     for incident_id, channel, ts in threads:
         if stopping.is_set():
