@@ -67,7 +67,8 @@ def read_thread(client: WebClient, channel: str, ts: str, stopping: threading.Ev
             if exc.response.status_code != 429:
                 raise
             # Waited on the stop event, not slept: a SIGTERM during a long Retry-After ends it.
-            if stopping.wait(float(exc.response.headers.get("Retry-After", 1) or 1)):
+            headers = {str(k).lower(): v for k, v in (exc.response.headers or {}).items()}
+            if stopping.wait(float(headers.get("retry-after") or 1)):
                 return None
     return thread_messages(client, channel, ts)
 
