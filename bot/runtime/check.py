@@ -191,7 +191,11 @@ def check(now: datetime | None = None) -> Report:
         report.problems.append(f"CONFIG_FILE: {exc}")
         return report
     path = config_file()
-    report.lines.append(f"settings: valid; config file {path}" if path else "settings: valid; no CONFIG_FILE")
+    report.lines.append(
+        f"settings: from the environment, .env and CONFIG_FILE {path}"
+        if path
+        else "settings: from the environment and .env (no CONFIG_FILE)"
+    )
     database_problems(settings, report)
     slack_problems(settings, report)
     for provider in SCHEDULE_LINES:

@@ -174,6 +174,7 @@ def test_the_lines_at_a_fixed_time(monkeypatch: pytest.MonkeyPatch, fake_slack: 
     monkeypatch.chdir(ROOT / "tests")  # no .env here
     report = check.check(now=datetime(2026, 12, 1, 12, tzinfo=UTC))
     assert report.problems == []
+    assert report.lines[0] == "settings: from the environment and .env (no CONFIG_FILE)"
     assert "weekly digest: next at 2026-12-07 10:00 CET (Mon)" in report.lines
     assert "monthly digest: next at 2026-12-07 10:00 CET (Mon)" in report.lines
     assert "quarterly digest: off (QUARTERLY_DIGEST_CRON empty)" in report.lines
