@@ -1,4 +1,4 @@
-"""The incident-bot CLI: run, db upgrade, postmortem, report, tracker, outbox, seed."""
+"""The incident-bot CLI: run, check, db upgrade, postmortem, report, tracker, outbox, seed."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="incident-bot", description="A Slack bot for running incidents.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("run", help="run the bot (HTTP mode, or Socket Mode when SLACK_APP_TOKEN is set)")
+    commands.add_parser("check", help="validate the configuration, reach the database and Slack, show the schedule")
     database = commands.add_parser("db", help="database maintenance")
     database.add_argument("action", choices=["upgrade"], help="apply migrations")
     postmortem = commands.add_parser("postmortem", help="print one incident as a Markdown postmortem")
@@ -42,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "check":  # it reports bad settings itself, one line each, with the rest
+        from bot.runtime import check
+
+        return check.main()
     try:
         settings = load_settings()
         if args.command == "run":

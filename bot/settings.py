@@ -14,7 +14,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from bot import config_checks
+from bot import config_checks, crontab
 from bot.escalation_policy import (
     DEFAULT_RESOLUTION_TARGETS,
     DEFAULT_RESPONSE_TARGETS,
@@ -37,7 +37,14 @@ SECRETS = ("slack_bot_token", "slack_signing_secret", "slack_app_token", "alertm
 
 
 class SettingsError(ValueError):
-    """An operator mistake in the configuration: shown as one line, never a traceback."""
+    """An operator mistake in the configuration: shown as one line, never a traceback.
+
+    `problems` has one entry per setting at fault (`incident-bot check` prints them a line each).
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 class Settings(BaseSettings):
@@ -74,8 +81,9 @@ class Settings(BaseSettings):
 
     digest_cron: str = "0 10 * * mon"
     digest_timezone: str = "UTC"
-    monthly_digest_cron: str = "0 10 1-7 * mon"
-    quarterly_digest_cron: str = "0 10 1-7 1,4,7,10 mon"
+    # The first Monday of the month (of a quarter's month): `#1`, since crontab's day fields OR.
+    monthly_digest_cron: str = "0 10 * * mon#1"
+    quarterly_digest_cron: str = "0 10 * 1,4,7,10 mon#1"
 
     alertmanager_token: SecretStr | None = None
     alert_auto_mitigate: bool = True
@@ -203,17 +211,8 @@ class Settings(BaseSettings):
     @field_validator("digest_cron", "monthly_digest_cron", "quarterly_digest_cron")
     @classmethod
     def _crontab(cls, value: str) -> str:
-        if value.strip() and len(value.split()) != 5:
-            raise ValueError(f"{value!r} is not a 5-field crontab")
-        if value.strip():
-            from apscheduler.triggers.cron import CronTrigger
-
-            # Check it here as the scheduler will read it, or a typo only shows when the bot starts.
-            try:
-                CronTrigger.from_crontab(value.strip(), timezone="UTC")
-            except ValueError as exc:
-                raise ValueError(f"{value!r} is not a valid crontab: {exc}") from None
-        return value.strip()
+        # Checked here as the scheduler will read it (bot/crontab.py), or a typo only shows when it fires.
+        return crontab.validate(value) if value.strip() else ""
 
     @field_validator("oncall", mode="before")
     @classmethod
@@ -364,6 +363,23 @@ def _check_contact(contact: str) -> None:
         raise ValueError(f"{contact!r} is not a Slack user (U…/W…) or user-group (S…) id")
 
 
+def config_file() -> str | None:
+    """The CONFIG_FILE the settings are read from, if any."""
+    return os.environ.get("CONFIG_FILE") or None
+
+
+def config_file_problems() -> list[str]:
+    """What `load_settings` lets pass in CONFIG_FILE, for `check`: keys no setting has (a typo would
+    leave the default in force). A file that is not a mapping is refused by load_settings itself."""
+    path = config_file()
+    if not path or not os.path.isfile(path):
+        return []  # unset, or missing: load_settings says so
+    try:
+        return config_checks.unknown_keys(path, {*Settings.model_fields, *OTHER_SECTIONS})
+    except config_checks.ConfigFileError as exc:
+        return [str(exc)]
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings, turning validation errors into one readable SettingsError."""
     from pydantic import ValidationError
@@ -381,4 +397,4 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors():
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
             problems.append(f"{name}: {error['msg']}")
-        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+        raise SettingsError("invalid settings: " + "; ".join(problems), problems) from None

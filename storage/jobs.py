@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from storage.models import JobRun
+from storage.service_state import JobRun
 
 TABLE = JobRun.__table__  # type: ignore[attr-defined]
 SWEEP = "escalation-sweep"  # the escalation sweep: its APScheduler job id and its row here

@@ -380,13 +380,3 @@ class ViewSubmission(SQLModel, table=True):
     view_id: str = Field(primary_key=True, max_length=64)
     callback_id: str = Field(max_length=64)
     received_at: datetime = _ts(nullable=False, index=True)
-
-
-class JobRun(SQLModel, table=True):
-    """The latest run of a scheduled job by any replica: GET /metrics reads the sweep's lag from it."""
-
-    __tablename__ = "job_run"
-
-    name: str = Field(primary_key=True, max_length=64)
-    finished_at: datetime = _ts(nullable=False)
-    duration_seconds: float = 0.0

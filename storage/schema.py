@@ -6,4 +6,5 @@ that module directly.
 
 import storage.models
 import storage.oncall
+import storage.service_state
 import storage.statuspage  # noqa: F401

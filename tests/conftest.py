@@ -91,6 +91,8 @@ def _truncate_all(engine: Engine) -> None:
     tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
     with engine.begin() as connection:
         connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        # As a fresh database has it (its migration writes the one row): created now.
+        connection.execute(sa.text("INSERT INTO installation (id) VALUES (1)"))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -23,12 +23,15 @@ class Background:
         self.rt = rt
         self.inbox = InboxWorker(rt, create_app(rt, Stage.WORK), worker_id=worker_id)
         self.scheduler: Any = None
+        self.stopping = threading.Event()  # set first thing in stop(): long jobs end at their next step
 
     def start(self) -> Background:
         self.rt.deliverer.start()
         self.rt.deliverer.kick()  # whatever an earlier run left undelivered
         self.inbox.start()  # and whatever requests it left undone
-        self.scheduler = build_scheduler(self.rt, extra_jobs=digest_jobs.jobs(self.rt) + statuspage_jobs.jobs(self.rt))
+        self.scheduler = build_scheduler(
+            self.rt, extra_jobs=digest_jobs.jobs(self.rt) + statuspage_jobs.jobs(self.rt), stopping=self.stopping
+        )
         self.scheduler.start()
         return self
 
@@ -38,10 +41,16 @@ class Background:
         self.rt.deliverer.kick()
 
     def stop(self) -> None:
-        """Finish the requests in hand, then stop the scheduler, then the deliverer."""
+        """Finish the requests in hand, then stop the scheduler, then the deliverer.
+
+        The scheduler's shutdown does not wait for a running job: a job in flight (a backfill
+        reading threads from a Slack that does not answer) sees `stopping` and ends after its
+        current call, which is bounded, while the rest stops (the interpreter joins it at exit).
+        """
+        self.stopping.set()
         self.inbox.stop()
         if self.scheduler is not None:
-            self.scheduler.shutdown(wait=True)
+            self.scheduler.shutdown(wait=False)
         self.rt.deliverer.stop()
 
 

@@ -1,4 +1,4 @@
-"""The digests' schedule: cron triggers in the digest time zone, the jobs, and the start-up catch-up."""
+"""The digests' schedule: crontab triggers in the digest time zone, the jobs, and the start-up catch-up."""
 
 from __future__ import annotations
 
@@ -6,15 +6,18 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from apscheduler.triggers.cron import CronTrigger
+from sqlmodel import Session
 
+from bot import crontab
 from bot.reports.digest import claim
 from bot.reports.periods import current_period, previous_period
+from bot.runtime.crontab_trigger import CrontabTrigger
 from bot.settings import Settings
 from bot.slack.context import Runtime
 from storage.db import unit_of_work
 from storage.errors import database_errors
 from storage.models import utcnow
+from storage.service_state import Installation
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,8 @@ def crons(settings: Settings) -> dict[str, str]:
     return {kind: expr for kind, expr in configured.items() if expr.strip()}
 
 
-def trigger(expr: str, settings: Settings) -> CronTrigger:
-    return CronTrigger.from_crontab(expr, timezone=settings.digest_timezone)
+def trigger(expr: str, settings: Settings) -> CrontabTrigger:
+    return CrontabTrigger(expr, timezone=settings.digest_timezone)
 
 
 def jobs(rt: Runtime) -> list[dict[str, Any]]:
@@ -84,26 +87,39 @@ def run_digest(rt: Runtime, kind: str, *, now: datetime | None = None) -> bool:
     return won
 
 
-def missed(expr: str, kind: str, now: datetime, tz: str) -> bool:
-    """The cron fired (or should have) since the current period began: its digest is due now.
+def missed(expr: str, kind: str, now: datetime, tz: str, *, since: datetime | None = None) -> bool:
+    """The cron fired (or should have) since the current period began, and after `since` (when the
+    database was created): its digest is due now.
 
     A fire time before the current period reported on an older period; that one is not posted late.
+    A fire time before the database existed was never the bot's to post: a fresh install posts nothing.
     """
     window = current_period(kind, now, tz)
-    fire = CronTrigger.from_crontab(expr, timezone=tz).get_next_fire_time(None, window.start)
-    return fire is not None and fire <= now
+    start = window.start if since is None else max(window.start, since)
+    return crontab.first_fire_from(expr, start, tz) <= now
+
+
+def installed_at(session: Session) -> datetime | None:
+    row = session.get(Installation, 1)
+    return row.created_at if row is not None else None
 
 
 def catch_up(rt: Runtime, *, now: datetime | None = None) -> list[str]:
     """At start-up: post each enabled digest whose scheduled time passed while the bot was down.
 
+    Only times after the database was created count (CONTRACT.md: a fresh install posts nothing).
     The claim makes this safe to run on every start of every replica: a period already claimed
     (posted, or being posted) is left alone.
     """
     now = now or utcnow()
     tz = rt.settings.digest_timezone
+    since: datetime | None = None
+    with database_errors(log, "reading when the database was created"), unit_of_work(rt.sessions) as session:
+        since = installed_at(session)
+    # No row (removed by hand) or no answer: nothing is known to be due, so nothing is posted.
+    since = since or now
     return [
         kind
         for kind, expr in crons(rt.settings).items()
-        if missed(expr, kind, now, tz) and run_digest(rt, kind, now=now)
+        if missed(expr, kind, now, tz, since=since) and run_digest(rt, kind, now=now)
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -71,8 +72,12 @@ def forget_old_events(rt: Runtime) -> None:
         timeline.apply_pending_pins(session, older_than=utcnow() - EVENT_MEMORY)
 
 
-def build_scheduler(rt: Runtime, *, extra_jobs: list[dict[str, Any]] | None = None) -> BackgroundScheduler:
+def build_scheduler(
+    rt: Runtime, *, extra_jobs: list[dict[str, Any]] | None = None, stopping: threading.Event | None = None
+) -> BackgroundScheduler:
+    """`stopping`: set when the bot shuts down; the jobs that talk to Slack for long end early on it."""
     scheduler = BackgroundScheduler(timezone=UTC)
+    stopping = stopping or threading.Event()
 
     def every(job: Any, seconds: float, job_id: str, *more: Any) -> None:
         # First run at start-up: what lapsed, or was said, while the bot was down is handled now.
@@ -89,7 +94,7 @@ def build_scheduler(rt: Runtime, *, extra_jobs: list[dict[str, Any]] | None = No
 
     every(sweep_job, rt.settings.escalation_check_interval, jobs.SWEEP, Throttle(RECORD_EVERY))
     if rt.settings.timeline_backfill_interval:
-        every(backfill_job, rt.settings.timeline_backfill_interval, "timeline-backfill")
+        every(backfill_job, rt.settings.timeline_backfill_interval, "timeline-backfill", stopping)
     scheduler.add_job(forget_old_events, "interval", hours=1, args=[rt], id="forget-events", max_instances=1)
     # Daily, and first a little after start-up: a bot restarted every day would otherwise never prune.
     scheduler.add_job(

@@ -9,6 +9,7 @@ replies are stored, newer edits applied, all through the same keyed writes as li
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from slack_sdk import WebClient
@@ -25,6 +26,23 @@ from storage.models import Incident, Status, utcnow
 log = logging.getLogger(__name__)
 PAGE = 200
 MAX_PAGES = 10  # 2,000 replies per incident per pass is more than any real incident thread
+# One read of a thread takes at most this, with no retry of the client's own: a Slack that does
+# not answer costs one read per pass (the next pass is the retry), and a stopping bot waits for
+# at most one read, never for every open incident's retries in a row.
+CALL_TIMEOUT = 3
+RATE_LIMIT_WAITS = 3  # a 429 is waited out (interruptibly) this many times per thread, then skipped
+
+
+def backfill_client(client: WebClient) -> WebClient:
+    """The bot's Web API client, bounded for backfill: CALL_TIMEOUT per call, no retry handlers."""
+    return WebClient(
+        token=client.token,
+        base_url=client.base_url,
+        timeout=CALL_TIMEOUT,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        retry_handlers=[],
+    )
 
 
 def thread_messages(client: WebClient, channel: str, ts: str) -> list[dict[str, Any]]:
@@ -40,8 +58,27 @@ def thread_messages(client: WebClient, channel: str, ts: str) -> list[dict[str, 
     return messages
 
 
-def backfill(rt: Runtime) -> int:
-    """One pass over the open incidents; returns how many missed replies were stored."""
+def read_thread(client: WebClient, channel: str, ts: str, stopping: threading.Event) -> list[dict[str, Any]] | None:
+    """The thread's replies; None when the bot began stopping while Slack asked it to wait."""
+    for _ in range(RATE_LIMIT_WAITS):
+        try:
+            return thread_messages(client, channel, ts)
+        except SlackApiError as exc:
+            if exc.response.status_code != 429:
+                raise
+            # Waited on the stop event, not slept: a SIGTERM during a long Retry-After ends it.
+            headers = {str(k).lower(): v for k, v in (exc.response.headers or {}).items()}
+            if stopping.wait(float(headers.get("retry-after") or 1)):
+                return None
+    return thread_messages(client, channel, ts)
+
+
+def backfill(rt: Runtime, stopping: threading.Event | None = None) -> int:
+    """One pass over the open incidents; returns how many missed replies were stored.
+
+    `stopping` set (the bot is shutting down): the pass ends before the next thread.
+    """
+    stopping = stopping or threading.Event()
     with unit_of_work(rt.sessions) as session:
         threads = session.execute(
             select(Incident.id, Incident.channel_id, Incident.card_ts).where(
@@ -49,13 +86,21 @@ def backfill(rt: Runtime) -> int:
                 Incident.card_ts.is_not(None),  # type: ignore[union-attr]
             )
         ).all()
+    if not threads:
+        return 0
+    client = backfill_client(rt.client)
     changed = 0
     for incident_id, channel, ts in threads:
+        if stopping.is_set():
+            log.info("timeline backfill stopped for shutdown; the next start reads the rest")
+            break
         try:
-            replies = thread_messages(rt.client, channel, ts)
+            replies = read_thread(client, channel, ts, stopping)
         except (SlackApiError, SlackClientError, OSError) as exc:
             log.warning("could not read the thread of %s: %s", incident_id, type(exc).__name__)
             continue
+        if replies is None:
+            continue  # stopping: the check above ends the pass
         with unit_of_work(rt.sessions) as session:
             for message in replies:
                 found = to_change({**message, "channel": channel})
@@ -83,6 +128,6 @@ def _pinned(message: dict[str, Any]) -> bool:
     )
 
 
-def backfill_job(rt: Runtime) -> None:
+def backfill_job(rt: Runtime, stopping: threading.Event | None = None) -> None:
     with database_errors(log, "timeline backfill"):
-        backfill(rt)
+        backfill(rt, stopping)

@@ -19,7 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from apscheduler.triggers.cron import CronTrigger
 from bot_harness import TOKEN, Bot, poll
 from fake_slack import UPLOAD_METHOD, Call, FakeSlack
 from incident_rows import incident, store
@@ -29,10 +28,12 @@ from bot.reports import digest
 from bot.reports.formatting import REPORT_TITLES
 from bot.reports.periods import previous_period
 from bot.runtime import digest_jobs
+from bot.runtime.crontab_trigger import CrontabTrigger
 from bot.settings import Settings
 from bot.slack.blocks.digest import MAX_BLOCKS, digest_message
 from storage.db import SessionFactory, unit_of_work
 from storage.models import DigestRun, FollowUp, Outbox
+from storage.service_state import Installation
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -249,7 +250,7 @@ def test_jobs_follow_the_settings() -> None:
         settings=settings(
             digest_cron="0 10 * * mon",
             digest_timezone="Europe/Berlin",
-            monthly_digest_cron="0 10 1-7 * mon",
+            monthly_digest_cron="0 10 * * mon#1",
             quarterly_digest_cron="",
         )
     )
@@ -260,10 +261,10 @@ def test_jobs_follow_the_settings() -> None:
     assert (weekly["max_instances"], weekly["coalesce"]) == (1, True)
     assert weekly["misfire_grace_time"] >= 3600
     berlin = ZoneInfo("Europe/Berlin")
-    assert weekly["trigger"].timezone == berlin
+    assert weekly["trigger"].timezone == "Europe/Berlin"
     after = datetime(2026, 11, 26, 12, tzinfo=UTC)
     assert weekly["trigger"].get_next_fire_time(None, after) == datetime(2026, 11, 30, 10, tzinfo=berlin)
-    # The first Monday of the month: APScheduler ANDs day and day_of_week.
+    # The first Monday of the month: `#1` (crontab ORs day and day-of-week, so 1-7 cannot say it).
     assert monthly["trigger"].get_next_fire_time(None, after) == datetime(2026, 12, 7, 10, tzinfo=berlin)
     assert jobs["digest-catch-up"]["func"] is digest_jobs.catch_up
     off = SimpleNamespace(settings=settings(digest_cron="", monthly_digest_cron="", quarterly_digest_cron=""))
@@ -271,7 +272,7 @@ def test_jobs_follow_the_settings() -> None:
 
 
 def test_quarterly_cron_fires_on_the_first_monday_of_a_quarter() -> None:
-    trigger = digest_jobs.trigger("0 10 1-7 1,4,7,10 mon", settings())
+    trigger = digest_jobs.trigger("0 10 * 1,4,7,10 mon#1", settings())
     fire = trigger.get_next_fire_time(None, datetime(2026, 11, 26, tzinfo=UTC))
     assert fire == datetime(2027, 1, 4, 10, tzinfo=UTC)
     assert previous_period("quarterly", fire, "UTC").label == "Q4 2026"
@@ -286,10 +287,10 @@ def test_quarterly_cron_fires_on_the_first_monday_of_a_quarter() -> None:
         ("0 10 * * mon", "weekly", datetime(2026, 11, 23, 9, 59, tzinfo=UTC), False),
         ("0 10 * * mon", "weekly", datetime(2026, 11, 30, 0, 1, tzinfo=UTC), False),
         # Monthly on the first Monday: due after it within the month, not on the 1st before it.
-        ("0 10 1-7 * mon", "monthly", datetime(2026, 12, 20, tzinfo=UTC), True),
-        ("0 10 1-7 * mon", "monthly", datetime(2026, 12, 3, tzinfo=UTC), False),
-        ("0 10 1-7 1,4,7,10 mon", "quarterly", datetime(2027, 2, 1, tzinfo=UTC), True),
-        ("0 10 1-7 1,4,7,10 mon", "quarterly", datetime(2027, 1, 2, tzinfo=UTC), False),
+        ("0 10 * * mon#1", "monthly", datetime(2026, 12, 20, tzinfo=UTC), True),
+        ("0 10 * * mon#1", "monthly", datetime(2026, 12, 3, tzinfo=UTC), False),
+        ("0 10 * 1,4,7,10 mon#1", "quarterly", datetime(2027, 2, 1, tzinfo=UTC), True),
+        ("0 10 * 1,4,7,10 mon#1", "quarterly", datetime(2027, 1, 2, tzinfo=UTC), False),
     ],
 )
 def test_missed_digest_is_due_only_within_the_current_period(expr: str, kind: str, now: datetime, due: bool) -> None:
@@ -301,6 +302,19 @@ def test_missed_respects_the_digest_timezone() -> None:
     monday_morning_utc = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
     assert digest_jobs.missed("0 10 * * mon", "weekly", monday_morning_utc, "Australia/Sydney")
     assert not digest_jobs.missed("0 10 * * mon", "weekly", monday_morning_utc, "UTC")
+
+
+def test_missed_counts_only_fire_times_after_the_database_was_created() -> None:
+    wednesday = datetime(2026, 11, 25, 12, tzinfo=UTC)  # Monday 2026-11-23 10:00 passed this week
+    assert digest_jobs.missed("0 10 * * mon", "weekly", wednesday, "UTC")
+    assert digest_jobs.missed(
+        "0 10 * * mon", "weekly", wednesday, "UTC", since=datetime(2026, 11, 23, 9, 59, tzinfo=UTC)
+    )
+    assert not digest_jobs.missed(
+        "0 10 * * mon", "weekly", wednesday, "UTC", since=datetime(2026, 11, 23, 10, 1, tzinfo=UTC)
+    )
+    # A second fire in the period after the creation still makes the period due.
+    assert digest_jobs.missed("0 10 * * mon,wed", "weekly", wednesday, "UTC", since=datetime(2026, 11, 24, tzinfo=UTC))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,6 +346,14 @@ def delivered_run(sessions: SessionFactory, kind: str, start: date) -> DigestRun
     return found
 
 
+def installed(sessions: SessionFactory, at: datetime) -> None:
+    """Pretend the database was created at `at` (its migration wrote the time of the test's run)."""
+    with unit_of_work(sessions) as session:
+        row = session.get(Installation, 1)
+        assert row is not None
+        row.created_at = at
+
+
 def all_delivered(sessions: SessionFactory) -> bool:
     return all(r.delivered_at for r in runs(sessions))
 
@@ -344,9 +366,9 @@ def test_scheduled_job_posts_once_per_period_with_its_chart(make_bot: Any, db_ur
     # ...then a bot with a per-minute digest: its start-up catch-up may post at once, which is fine.
     bot: Bot = make_bot(digest_cron="* * * * *", database_url=db_url)
     job = bot.service.background.scheduler.get_job("digest-weekly")
-    assert isinstance(job.trigger, CronTrigger)
-    assert str(job.trigger) == "cron[month='*', day='*', day_of_week='*', hour='*', minute='*']"
-    assert str(job.trigger.timezone) == "UTC"  # DIGEST_TIMEZONE
+    assert isinstance(job.trigger, CrontabTrigger)
+    assert job.trigger.expr == "* * * * *"
+    assert job.trigger.timezone == "UTC"  # DIGEST_TIMEZONE
     assert job.func is digest_jobs.run_digest and list(job.args) == [bot.service.background.rt, "weekly"]
     assert (job.max_instances, job.coalesce) == (1, True)
 
@@ -423,6 +445,7 @@ def test_no_second_post_after_a_restart_in_the_same_period(make_bot: Any, db_url
 
 def test_missed_digest_is_posted_at_start_up_only_within_its_period(make_bot: Any) -> None:
     bot: Bot = make_bot(digest_cron="0 10 * * mon")
+    installed(bot.sessions, datetime(2024, 1, 1, tzinfo=UTC))
     rt = bot.service.rt
     # Monday 2024-03-18 09:00: the last fire (03-11 10:00) reported on the week before last: too old.
     assert digest_jobs.catch_up(rt, now=datetime(2024, 3, 18, 9, 0, tzinfo=UTC)) == []
@@ -437,10 +460,14 @@ def test_missed_digest_is_posted_at_start_up_only_within_its_period(make_bot: An
     )
 
 
-def test_start_up_posts_the_digest_it_missed_without_being_asked(make_bot: Any) -> None:
+def test_start_up_posts_the_digest_it_missed_without_being_asked(
+    make_bot: Any, sessions: SessionFactory, db_url: str
+) -> None:
     # Daily at 00:00 UTC: it fired at the start of this week (and every day since), never during the
     # test (short of running it at midnight), so a post can only come from the start-up catch-up.
-    bot: Bot = make_bot(digest_cron="0 0 * * *")
+    # The database was created before this week began (a fresh one would post nothing).
+    installed(sessions, previous_period("weekly", datetime.now(UTC), "UTC").start)
+    bot: Bot = make_bot(digest_cron="0 0 * * *", database_url=db_url)
     period = previous_period("weekly", datetime.now(UTC), "UTC")
     delivered_run(bot.sessions, "weekly", period.local_start.date())
     (post,) = digest_posts(bot.fake)
@@ -450,7 +477,8 @@ def test_start_up_posts_the_digest_it_missed_without_being_asked(make_bot: Any) 
 
 
 def test_monthly_and_quarterly_catch_up_post_their_own_summaries(make_bot: Any) -> None:
-    bot: Bot = make_bot(monthly_digest_cron="0 10 1-7 * mon", quarterly_digest_cron="0 10 1-7 1,4,7,10 mon")
+    bot: Bot = make_bot(monthly_digest_cron="0 10 * * mon#1", quarterly_digest_cron="0 10 * 1,4,7,10 mon#1")
+    installed(bot.sessions, datetime(2024, 1, 1, tzinfo=UTC))
     # Friday 2024-04-12: April's first Monday (the 1st) has passed: March and Q1 are due.
     assert sorted(digest_jobs.catch_up(bot.service.rt, now=datetime(2024, 4, 12, tzinfo=UTC))) == [
         "monthly",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import slack_requests as sr
 from bot_harness import SECRET, Bot, poll
 
 from bot.incidents import timeline
-from bot.slack.backfill import backfill
+from bot.slack.backfill import CALL_TIMEOUT, backfill, backfill_client
 from storage.db import unit_of_work
 
 
@@ -84,3 +86,43 @@ def test_backfill_runs_at_start_up(make_bot: Any) -> None:
     job = bot.service.background.scheduler.get_job("timeline-backfill")
     assert job is not None and job.trigger.interval.total_seconds() == 60
     assert make_bot(timeline_backfill_interval=0).service.background.scheduler.get_job("timeline-backfill") is None
+
+
+def test_a_stopping_bot_reads_no_further_thread(bot: Bot) -> None:
+    first, second = bot.declare("One"), bot.declare("Two")
+    assert first.card_ts and second.card_ts
+    stopping = threading.Event()
+    replies = {"ok": True, "has_more": False, "messages": []}
+
+    def answer(_params: Any) -> dict[str, Any]:
+        stopping.set()  # SIGTERM arrives while the first thread is read
+        return replies
+
+    bot.fake.clear()
+    bot.fake.respond_with("conversations.replies", answer)
+    assert backfill(bot.service.rt, stopping) == 0
+    assert len(bot.fake.calls("conversations.replies")) == 1
+
+
+def test_a_rate_limited_read_is_waited_out_unless_the_bot_stops(bot: Bot) -> None:
+    bot.declare()
+    bot.fake.clear()
+    bot.fake.fail("conversations.replies", 429, times=1, retry_after=1)
+    assert backfill(bot.service.rt) == 0
+    assert [c.status for c in bot.fake.calls("conversations.replies")] == [429, 200]
+    # A long Retry-After: the stop event ends the wait, not the clock.
+    bot.fake.clear()
+    bot.fake.fail("conversations.replies", 429, times=None, retry_after=600)
+    stopping = threading.Event()
+    threading.Timer(0.3, stopping.set).start()
+    started = time.monotonic()
+    backfill(bot.service.rt, stopping)
+    assert time.monotonic() - started < 10
+    assert len(bot.fake.calls("conversations.replies")) == 1
+
+
+def test_backfill_calls_are_bounded_and_not_retried_by_the_client(bot: Bot) -> None:
+    client = backfill_client(bot.service.rt.client)
+    assert client.timeout == CALL_TIMEOUT <= 3
+    assert client.retry_handlers == []
+    assert (client.token, client.base_url) == (bot.service.rt.client.token, bot.service.rt.client.base_url)
