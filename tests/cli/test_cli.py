@@ -278,3 +278,25 @@ def test_healthz_follows_migrations_and_the_database(bot: Bot, tmp_path: Path) -
         bot.service.rt.engine = real
         unreachable.dispose()
     assert bot.get("/healthz") == (200, b"ok")
+
+
+@pytest.mark.slow
+def test_a_reader_that_leaves_early_ends_the_tracker_without_a_traceback(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    assert cli(cli_env, tmp_path, "seed", "--incidents", "300", "--seed", "3").returncode == 0
+    # `incident-bot tracker | head -1`: far more than a pipe holds, and the reader closes after a line.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "tracker"],
+        env=cli_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith("# ")
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
