@@ -13,6 +13,7 @@ class Callback(StrEnum):
     RESOLVE = "resolve_incident"
     FOLLOW_UP = "add_follow_up"
     DECLARE_SHORTCUT = "declare_incident_from_message"
+    ONCALL_COVER = "oncall_cover"
 
 
 class Action(StrEnum):
@@ -49,6 +50,11 @@ class Block(StrEnum):
     FOLLOW_UP_OWNER = "follow_up_owner"
     FOLLOW_UP_DUE = "follow_up_due"
     CARD_ACTIONS = "incident_actions"
+    PAGE_ACTIONS = "page_actions"  # the Acknowledge button of a page's direct message
+    COVER_SCHEDULE = "cover_schedule"
+    COVER_USER = "cover_user"
+    COVER_FROM = "cover_from"
+    COVER_UNTIL = "cover_until"
 
 
 # Each input block holds one element; its action_id is the block id with this suffix.

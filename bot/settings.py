@@ -42,6 +42,8 @@ class Policy:
     update_reminder: dict[str, timedelta] = field(default_factory=dict)
     repeat: timedelta | None = None  # None: the severity's response target
     max_repeats: int = 2
+    # The `oncall:` section: which incidents start a page (bot/oncall/paging.py); None: no paging.
+    oncall: OnCallConfig | None = None
 
     def repeat_for(self, severity: str) -> timedelta:
         return self.repeat or self.response_targets[severity]
@@ -281,6 +283,7 @@ class Settings(BaseSettings):
             update_reminder=self.update_reminder,
             repeat=self.escalation_repeat,
             max_repeats=self.escalation_max_repeats,
+            oncall=self.oncall if self.oncall.routes else None,
         )
 
     def matching_runbook(self, severity: str, category: str | None) -> str | None:

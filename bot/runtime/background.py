@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from bot.runtime import digest_jobs
+from bot.runtime import digest_jobs, oncall_jobs
 from bot.runtime.inbox_worker import InboxWorker
 from bot.runtime.scheduler import build_scheduler
 from bot.slack.app import create_app
@@ -27,7 +27,7 @@ class Background:
         self.rt.deliverer.start()
         self.rt.deliverer.kick()  # whatever an earlier run left undelivered
         self.inbox.start()  # and whatever requests it left undone
-        self.scheduler = build_scheduler(self.rt, extra_jobs=digest_jobs.jobs(self.rt))
+        self.scheduler = build_scheduler(self.rt, extra_jobs=digest_jobs.jobs(self.rt) + oncall_jobs.jobs(self.rt))
         self.scheduler.start()
         return self
 

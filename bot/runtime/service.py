@@ -12,6 +12,7 @@ from slack_bolt import BoltRequest, BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.incidents import outbox
+from bot.oncall import paging
 from bot.runtime import alert_route, logs
 from bot.runtime.background import Background, learn_identity
 from bot.runtime.http import Health, HttpServer
@@ -74,6 +75,7 @@ class Service:
         # within seconds, and the acks, which is what Slack sees, go on meanwhile.
         self.health = Health(self.rt)
         self.health.details["dead_letters"] = outbox.count_dead_letters
+        self.health.details["page_dead_letters"] = paging.dead_notices  # e-mail / webhook notices
         self.server = HttpServer(host=settings.host, port=settings.port, health=self.health)
         if not settings.socket_mode:
             self.server.add_route("POST", "/slack/events", self._slack)

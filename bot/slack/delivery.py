@@ -163,7 +163,8 @@ class Deliverer(OutboxKinds, PostedLookup):
         - the incident's card posted, for what goes in its thread or edits it.
         """
         now = utcnow()
-        unordered = (OutboxKind.CHANNEL_POST.value, OutboxKind.CARD_UPDATE.value)
+        # A page's DM must not wait behind the thread's story either (a reply backing off).
+        unordered = (OutboxKind.CHANNEL_POST.value, OutboxKind.CARD_UPDATE.value, OutboxKind.PAGE_DM.value)
         earlier = sa.orm.aliased(Outbox)
         waiting = (
             sa.select(earlier.id)
@@ -191,7 +192,7 @@ class Deliverer(OutboxKinds, PostedLookup):
                         Outbox.incident_id.is_(None),  # type: ignore[union-attr]
                         Outbox.kind == OutboxKind.CHANNEL_POST.value,
                         sa.and_(
-                            sa.or_(Outbox.kind == OutboxKind.CARD_UPDATE.value, ~waiting),
+                            sa.or_(Outbox.kind.in_(unordered[1:]), ~waiting),  # type: ignore[attr-defined]
                             sa.or_(Incident.card_ts.is_not(None), Outbox.kind == OutboxKind.CARD_POST.value),  # type: ignore[union-attr]
                         ),
                     ),

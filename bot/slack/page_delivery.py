@@ -1,0 +1,75 @@
+"""Sending a page's direct message (an outbox row the paging sweep queued), and Slack's e-mail addresses."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlmodel import Session
+
+from bot.incidents import queries as incident_queries
+from bot.incidents.outbox import OutboxKind
+from bot.oncall import paging
+from bot.slack.blocks import oncall as oncall_blocks
+from bot.slack.delivery import Deliverer
+from bot.slack.sends import Send, describe
+from storage.models import Outbox
+from storage.oncall import Page
+
+log = logging.getLogger(__name__)
+
+
+def send(session: Session, row: Outbox) -> Send | None:
+    """The DM for a PAGE_DM row; nothing when the page ended (acknowledged, resolved) before it went.
+
+    The DM is not looked up when its outcome is unknown (that would need im:history): a sender
+    that died mid-call sends it again, since a page twice is better than a page lost.
+    """
+    payload = dict(row.payload)
+    page = session.get(Page, payload["page_id"])
+    if page is None or page.ended_at is not None:
+        return None
+    incident = incident_queries.get(session, row.incident_id or "")
+    message = oncall_blocks.page_dm(paging.incident_summary(incident), step=str(payload.get("step") or "a step"))
+    user = str(payload["user"])
+
+    def call(client: WebClient) -> Any:
+        # conversations.open (im:write) gives the DM's channel; posting there puts the page in the
+        # person's direct messages with the bot, where notifications reach their phone.
+        channel = client.conversations_open(users=user)["channel"]["id"]
+        return client.chat_postMessage(channel=channel, **message)
+
+    return Send(call)
+
+
+def install(deliverer: Deliverer) -> None:
+    """Let the deliverer send PAGE_DM rows (this module builds on delivery, so it registers itself)."""
+    deliverer.register(OutboxKind.PAGE_DM, send)
+
+
+class SlackEmails:
+    """A person's e-mail address from their Slack profile (users.info, users:read.email), remembered."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+        self._known: dict[str, str | None] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, user: str) -> str | None:
+        with self._lock:
+            if user in self._known:
+                return self._known[user]
+        try:
+            profile = self.client.users_info(user=user)["user"].get("profile") or {}
+        except (SlackApiError, SlackClientError, OSError, KeyError) as exc:
+            log.warning("no e-mail address for %s from Slack: %s", user, describe(exc))
+            return None  # not remembered: asked again next time
+        email = profile.get("email") if isinstance(profile.get("email"), str) else None
+        with self._lock:
+            self._known[user] = email
+        return email
+
+
