@@ -189,7 +189,7 @@ def _sweep_page(
     summary = incident_summary(incident)
     for claim in claims:
         if claim.channel in ("dm", "mention"):
-            _queue(session, claim, incident, policy, now)
+            _queue(session, claim, incident, policy)
             service.mark_sent(session=session, claim=claim, now=now)
             swept.queued += 1
         else:
@@ -201,12 +201,16 @@ def _sweep_page(
         log.info("%s: page %s claimed %d notice(s)", incident.id, page.id, len(claims))
 
 
-def _queue(session: Session, claim: service.Claim, incident: Incident, policy: Policy, now: datetime) -> None:
-    """The Slack side of a notice, in the outbox (its dedupe key makes a second queueing a no-op)."""
+def _queue(session: Session, claim: service.Claim, incident: Incident, policy: Policy) -> None:
+    """The Slack side of a notice, in the outbox (its dedupe key makes a second queueing a no-op).
+
+    Queued at the wall clock's now, not the sweep's: a sweep run for a later `now` (tests) must
+    not leave the row waiting until then.
+    """
     step = step_label(policy, claim.round, claim.step)
     if claim.channel == "dm":
         enqueue(
-            session, OutboxKind.PAGE_DM, incident_id=incident.id, dedupe_key=f"page_dm:{claim.id}", now=now,
+            session, OutboxKind.PAGE_DM, incident_id=incident.id, dedupe_key=f"page_dm:{claim.id}",
             payload={"user": claim.target, "page_id": claim.page_id, "notice_id": claim.id, "step": step,
                      "schedule": claim.schedule},
         )
@@ -216,7 +220,7 @@ def _queue(session: Session, claim: service.Claim, incident: Incident, policy: P
         f"{mrkdwn.escape(incident.title)} is not acknowledged yet."
     )
     enqueue(session, OutboxKind.THREAD_REPLY, incident_id=incident.id, dedupe_key=f"page_mention:{claim.id}",
-            payload={"text": text}, now=now)
+            payload={"text": text})
 
 
 def step_label(policy: Policy, round_: int, step: int) -> str:

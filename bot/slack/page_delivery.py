@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from typing import Any
@@ -15,18 +16,19 @@ from bot.incidents.outbox import OutboxKind
 from bot.oncall import paging
 from bot.slack.blocks import oncall as oncall_blocks
 from bot.slack.delivery import Deliverer
-from bot.slack.sends import Send, describe
+from bot.slack.sends import Posted, Send, describe, outbox_metadata
 from storage.models import Outbox
 from storage.oncall import Page
 
 log = logging.getLogger(__name__)
 
 
-def send(session: Session, row: Outbox) -> Send | None:
+def send(deliverer: Deliverer, session: Session, row: Outbox) -> Send | None:
     """The DM for a PAGE_DM row; nothing when the page ended (acknowledged, resolved) before it went.
 
-    The DM is not looked up when its outcome is unknown (that would need im:history): a sender
-    that died mid-call sends it again, since a page twice is better than a page lost.
+    Exactly once: the DM carries metadata naming its outbox row, and every attempt first looks in
+    the DM for it (conversations.history, im:history). Pages are few, so always looking costs
+    little, and it covers a sender killed after Slack took the message but before it was recorded.
     """
     payload = dict(row.payload)
     page = session.get(Page, payload["page_id"])
@@ -34,20 +36,24 @@ def send(session: Session, row: Outbox) -> Send | None:
         return None
     incident = incident_queries.get(session, row.incident_id or "")
     message = oncall_blocks.page_dm(paging.incident_summary(incident), step=str(payload.get("step") or "a step"))
-    user = str(payload["user"])
+    user, row_id, since, tag = str(payload["user"]), int(row.id or 0), row.created_at, outbox_metadata(row)
 
     def call(client: WebClient) -> Any:
         # conversations.open (im:write) gives the DM's channel; posting there puts the page in the
         # person's direct messages with the bot, where notifications reach their phone.
         channel = client.conversations_open(users=user)["channel"]["id"]
-        return client.chat_postMessage(channel=channel, **message)
+        found = deliverer._find_posted(row_id, Posted(channel, None, since))
+        if found is not None:
+            log.info("page DM %s had reached Slack before (ts %s): not sent again", row_id, found["ts"])
+            return found
+        return client.chat_postMessage(channel=channel, metadata=tag, **message)
 
     return Send(call)
 
 
 def install(deliverer: Deliverer) -> None:
     """Let the deliverer send PAGE_DM rows (this module builds on delivery, so it registers itself)."""
-    deliverer.register(OutboxKind.PAGE_DM, send)
+    deliverer.register(OutboxKind.PAGE_DM, functools.partial(send, deliverer))
 
 
 class SlackEmails:
