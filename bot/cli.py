@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _outbox(args, settings)
         return _offline(args, settings)
     except SettingsError as exc:
-        print(f"incident-bot: {exc}", file=sys.stderr)
+        for line in exc.lines:  # one line per mistake
+            print(f"incident-bot: {line}", file=sys.stderr)
         return 2
     except db.DatabaseError as exc:
         print(f"incident-bot: {exc}", file=sys.stderr)

@@ -15,7 +15,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from bot.oncall.config import OnCallConfig, parse_oncall
+from bot.oncall.config import OnCallConfig, OnCallConfigError, parse_oncall
 from storage.models import CATEGORIES, SEVERITIES
 
 DEFAULT_RESPONSE_TARGETS = {
@@ -76,7 +76,14 @@ DEFAULT_RUNBOOKS: dict[str, Runbook] = {
 
 
 class SettingsError(ValueError):
-    """An operator mistake in the configuration: shown as one line, never a traceback."""
+    """An operator mistake in the configuration: shown as one line, never a traceback.
+
+    `lines`: one per mistake, for the CLI to print (the message joins them with "; ").
+    """
+
+    def __init__(self, message: str, lines: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.lines = lines or [message]
 
 
 class Settings(BaseSettings):
@@ -376,5 +383,10 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors():
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            cause = (error.get("ctx") or {}).get("error")
+            if isinstance(cause, OnCallConfigError):  # one per mistake, each naming its path
+                problems.extend(cause.problems)
+                continue
             problems.append(f"{name}: {error['msg']}")
-        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+        lines = [f"invalid settings: {problem}" for problem in problems]
+        raise SettingsError("invalid settings: " + "; ".join(problems), lines) from None

@@ -6,11 +6,15 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from slack_sdk.errors import SlackApiError, SlackClientError
+
 from bot.oncall import paging
+from bot.oncall.config import OnCallConfig, target_kind
 from bot.oncall.outbound import Senders, send_outbound
 from bot.settings import Settings
 from bot.slack.context import Runtime
 from bot.slack.page_delivery import SlackEmails
+from bot.slack.sends import describe, slack_error
 from storage.errors import run_logged
 from storage.models import utcnow
 
@@ -52,11 +56,58 @@ def paging_pass(rt: Runtime, *, now: datetime | None = None, sending: Senders | 
     return swept
 
 
+def configured_users(config: OnCallConfig) -> dict[str, str]:
+    """Every Slack user id the `oncall:` section names, with the first path that names it."""
+    found: dict[str, str] = {}
+    for name, schedule in config.schedules.items():
+        for i, member in enumerate(schedule.members):
+            found.setdefault(member, f"oncall.schedules.{name}.members[{i}]")
+    for name, policy in config.policies.items():
+        for i, step in enumerate(policy.steps):
+            for j, target in enumerate(step.notify):
+                if target_kind(target) == "user":
+                    found.setdefault(target, f"oncall.policies.{name}.steps[{i}].notify[{j}]")
+    for user in config.people:
+        found.setdefault(user, f"oncall.people.{user}")
+    return found
+
+
+def check_users(rt: Runtime) -> list[str]:
+    """At start-up: one ERROR line per configured user id that Slack does not know (or that left).
+
+    Not a reason to stop: Slack may be unreachable at that moment, and the other schedules work.
+    """
+    problems: list[str] = []
+    for user, path in configured_users(rt.settings.oncall).items():
+        try:
+            info = rt.client.users_info(user=user)["user"]
+        except SlackApiError as exc:
+            if slack_error(exc) in ("user_not_found", "users_not_found"):
+                problems.append(f"{path}: {user} is not a user in this workspace (users.info: user_not_found)")
+            else:
+                log.warning("could not check %s (%s): %s", user, path, describe(exc))
+            continue
+        except (SlackClientError, OSError) as exc:
+            log.warning("could not check the on-call users now: %s", describe(exc))
+            return problems
+        if info.get("deleted"):
+            problems.append(f"{path}: {user} has left the workspace (deactivated)")
+    for problem in problems:
+        log.error("on-call config: %s", problem)
+    return problems
+
+
 def jobs(rt: Runtime) -> list[dict[str, Any]]:
-    """The paging sweep, when some route can start a page."""
-    if not rt.settings.oncall.routes:
+    """The paging sweep, when some route can start a page; the check of the configured users."""
+    if not rt.settings.oncall.schedules and not rt.settings.oncall.routes:
         return []
-    return [
+    found: list[dict[str, Any]] = [
+        {"func": check_users, "trigger": "date", "run_date": utcnow(), "args": [rt], "id": "oncall-users",
+         "name": "check the on-call users", "misfire_grace_time": None},
+    ]
+    if not rt.settings.oncall.routes:
+        return found
+    found.append(
         {
             "func": paging_pass,
             "trigger": "interval",
@@ -68,4 +119,5 @@ def jobs(rt: Runtime) -> list[dict[str, Any]]:
             "max_instances": 1,
             "coalesce": True,
         }
-    ]
+    )
+    return found
