@@ -86,4 +86,8 @@ BOT_SCOPES: dict[str, str] = {
     "reactions:read": "receive reaction_added / reaction_removed (:pushpin: key events)",
     "files:write": "upload the weekly digest's chart (files_upload_v2: files.getUploadURLExternal and "
     "files.completeUploadExternal)",
+    "im:write": "open the direct message of an on-call page or handoff notice (conversations.open)",
+    "im:history": "look for a page's DM before sending it again, so it goes out once (conversations.history)",
+    "users:read": "check the people the oncall: section names at start-up (users.info)",
+    "users:read.email": "a page's e-mail address from the Slack profile when `people:` gives none (users.info)",
 }
