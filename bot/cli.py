@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     outbox = commands.add_parser("outbox", help="list the Slack calls set aside as dead letters; `retry` queues them")
     outbox.add_argument("action", nargs="?", choices=["retry"], help="queue the dead letters again")
     outbox.add_argument("ids", nargs="*", type=int, metavar="ID", help="only these (default: all)")
+    oncall = commands.add_parser("oncall", help="who is on call now and the next handoffs, per schedule")
+    oncall.add_argument("schedule", nargs="?", metavar="SCHEDULE", help="only this schedule")
+    oncall.add_argument("--ical-url", action="store_true", help="print SCHEDULE's calendar feed URL, with its token")
     seed = commands.add_parser("seed", help="fill the database with a synthetic incident history")
     seed.add_argument("--incidents", type=int, required=True, metavar="N")
     seed.add_argument("--seed", type=int, default=None, metavar="S")
@@ -47,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(settings)
         if args.command == "outbox":
             return _outbox(args, settings)
+        if args.command == "oncall":
+            return _oncall(args, settings)
         return _offline(args, settings)
     except SettingsError as exc:
         for line in exc.lines:  # one line per mistake
@@ -134,6 +139,43 @@ def _outbox(args: argparse.Namespace, settings: Settings) -> int:
     for row in letters:
         when = row.dead_at.strftime("%Y-%m-%d %H:%M UTC") if row.dead_at else "?"
         print(f"{row.id}\t{row.kind}\t{row.incident_id or '-'}\t{when}\t{row.last_error or ''}")
+    return 0
+
+
+def _oncall(args: argparse.Namespace, settings: Settings) -> int:
+    """Who is on call (overrides included), or a feed URL. Read-only: never creates a database."""
+    from bot.runtime import logs, oncall_route
+
+    logs.configure("WARNING")
+    schedules = settings.oncall.schedules
+    if args.schedule is not None and args.schedule not in schedules:
+        known = ", ".join(sorted(schedules)) or "none: the oncall: section of CONFIG_FILE has no schedules"
+        print(f"incident-bot: no schedule {args.schedule!r} (known: {known})", file=sys.stderr)
+        return 1
+    if args.ical_url:
+        if args.schedule is None:
+            print("incident-bot: --ical-url goes with a SCHEDULE", file=sys.stderr)
+            return 2
+        url = oncall_route.feed_url(settings, args.schedule)
+        if url is None:
+            print("incident-bot: ONCALL_FEED_SECRET (or SLACK_SIGNING_SECRET) is not set: the feed tokens need "
+                  "a key", file=sys.stderr)
+            return 2
+        print(url)
+        return 0
+    if not schedules:
+        print("no on-call schedules (the oncall: section of CONFIG_FILE)")
+        return 0
+    from bot.oncall import roster
+    from bot.oncall.schedules import OverrideIndex
+    from storage.models import utcnow
+
+    now = utcnow()
+    sessions = _existing_database(settings.database_url)
+    with db.unit_of_work(sessions) as session:
+        indexes: dict[str, OverrideIndex] = roster.indexes(session, now)
+    for line in roster.roster_lines(roster.roster(settings.oncall, indexes, now, only=args.schedule)):
+        print(line)
     return 0
 
 

@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     email_from: str | None = None  # default incident-bot@<host>, filled in where e-mail is sent
     page_webhook_url: str | None = None
     page_webhook_secret: SecretStr | None = None
+    # The key of the on-call calendar feeds' tokens (GET /oncall/NAME.ics?token=…); unset: the
+    # signing secret is the key. Changing it (or the signing secret) revokes every feed URL.
+    oncall_feed_secret: SecretStr | None = None
+    public_url: str | None = None  # the bot's public base URL, for the feed URLs the CLI prints
 
     log_level: str = "INFO"
     # The work after each ack runs in a second process, so it never holds the acks' interpreter
@@ -276,6 +280,13 @@ class Settings(BaseSettings):
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None and bool(self.slack_app_token.get_secret_value())
+
+    def feed_secret(self) -> str | None:
+        """The key of the calendar feed tokens: ONCALL_FEED_SECRET, else SLACK_SIGNING_SECRET."""
+        for secret in (self.oncall_feed_secret, self.slack_signing_secret):
+            if secret is not None and secret.get_secret_value():
+                return secret.get_secret_value()
+        return None
 
     def runbook_url(self, name: str) -> str:
         url = self.runbooks[name].url

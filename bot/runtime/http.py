@@ -43,6 +43,8 @@ DISCARD_MAX, DISCARD_SECONDS = 16 * MAX_BODY, 2.0  # how much of a refused body 
 
 # (status, body, headers) for a request's headers (lower case) and body.
 Route = Callable[[dict[str, str], bytes], tuple[int, bytes, dict[str, str]]]
+# (status, body, headers) for a GET whose path starts with a prefix: given the path and the query string.
+PathRoute = Callable[[str, str], tuple[int, bytes, dict[str, str]]]
 
 
 class Health:
@@ -78,6 +80,7 @@ class HttpServer:
         self.requested_port = port
         self.health = health
         self.routes: dict[tuple[str, str], Route] = {}
+        self.prefix_routes: dict[str, PathRoute] = {}  # GET only: read-only feeds such as /oncall/NAME.ics
         self._server: wsgi.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -88,6 +91,9 @@ class HttpServer:
 
     def add_route(self, method: str, path: str, route: Route) -> None:
         self.routes[(method, path)] = route
+
+    def add_get_prefix(self, prefix: str, route: PathRoute) -> None:
+        self.prefix_routes[prefix] = route
 
     def start(self) -> None:
         """Open the listening socket (OSError if the port is taken) and serve on a thread."""
@@ -139,6 +145,13 @@ class HttpServer:
                 return code, json.dumps(figures).encode(), {"Content-Type": "application/json"}
             ok = self.health.check()
             return (200, b"ok", {"Content-Type": "text/plain"}) if ok else (503, b"unavailable", {})
+        for prefix, path_route in self.prefix_routes.items():
+            if method == "GET" and path.startswith(prefix):
+                try:
+                    return path_route(path, environ.get("QUERY_STRING") or "")
+                except Exception:
+                    log.exception("unhandled error serving %s %s", method, prefix)
+                    return 500, b"internal error", {}
         route = self.routes.get((method, path))
         if route is None:
             known = {p for _, p in self.routes} | {"/healthz"}

@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.incidents import outbox
 from bot.oncall import paging
-from bot.runtime import alert_route, logs
+from bot.runtime import alert_route, logs, oncall_route
 from bot.runtime.background import Background, learn_identity
 from bot.runtime.http import Health, HttpServer
 from bot.runtime.intake import Intake
@@ -37,6 +37,9 @@ def secrets_of(settings: Settings) -> tuple[str, ...]:
         settings.slack_signing_secret,
         settings.slack_app_token,
         settings.alertmanager_token,
+        settings.oncall_feed_secret,
+        settings.smtp_url,
+        settings.page_webhook_secret,
     )
     return tuple(v.get_secret_value() for v in values if v is not None)
 
@@ -82,6 +85,9 @@ class Service:
         alerts = alert_route.make_route(self.rt)  # None while ALERTMANAGER_TOKEN is unset
         if alerts is not None:
             self.server.add_route("POST", alert_route.PATH, alerts)
+        feed = oncall_route.make_route(self.rt)  # None without schedules (or a key for the tokens)
+        if feed is not None:
+            self.server.add_get_prefix(oncall_route.PREFIX, feed)
         self.socket_client: Any = None
 
     @property

@@ -142,7 +142,7 @@ def test_slash_command_is_the_one_the_app_registers(manifest: dict[str, Any]) ->
     commands = manifest["features"]["slash_commands"]
     assert [c["command"] for c in commands] == [COMMAND]
     (command,) = commands
-    assert command["usage_hint"] == "[help | list | status INC-… | <title>]"
+    assert command["usage_hint"] == "[help | list | status INC-… | oncall [cover] | <title>]"
     assert command["should_escape"] is False
     assert command["description"].strip()
 
