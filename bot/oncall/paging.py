@@ -25,9 +25,9 @@ from sqlmodel import Session, col, select
 from bot import mrkdwn
 from bot.incidents.outbox import OutboxKind, enqueue
 from bot.oncall import service
-from bot.oncall.config import OnCallConfig, Policy
+from bot.oncall.config import SCHEDULE_PREFIX, OnCallConfig, Policy
 from bot.oncall.pages import Notice, next_due_at, plan_notices, route_for
-from bot.oncall.schedules import OverrideIndex
+from bot.oncall.schedules import OverrideIndex, on_call_at
 from storage.db import SessionFactory, unit_of_work
 from storage.models import Incident
 from storage.oncall import Page
@@ -69,6 +69,29 @@ def page_acknowledged(session: Session, incident_id: str, *, user: str, now: dat
 
 def pages_resolved(session: Session, incident_id: str, *, now: datetime) -> int:
     return service.end_pages(session=session, incident_id=incident_id, now=now, reason="resolved")
+
+
+def on_call_people(
+    incident: Incident, config: OnCallConfig | None, overrides: Mapping[str, OverrideIndex], now: datetime
+) -> list[str]:
+    """Whoever is on call now for the schedules of the first step of the incident's policy.
+
+    The target escalation's "Escalated" reply mentions them too (CONTRACT.md On-call).
+    """
+    if config is None:
+        return []
+    policy_name = route_for(incident_fields(incident), config.routes)
+    policy = config.policies.get(policy_name or "")
+    if policy is None:
+        return []
+    people: list[str] = []
+    for target in policy.steps[0].notify:
+        if target.startswith(SCHEDULE_PREFIX):
+            name = target[len(SCHEDULE_PREFIX):]
+            user = on_call_at(config.schedules[name], overrides.get(name), now)
+            if user is not None and user not in people:
+                people.append(user)
+    return people
 
 
 # The sweep ------------------------------------------------------------------------------------
