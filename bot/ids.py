@@ -88,6 +88,7 @@ BOT_SCOPES: dict[str, str] = {
     "files.completeUploadExternal)",
     "im:write": "open the direct message of an on-call page or handoff notice (conversations.open)",
     "im:history": "look for a page's DM before sending it again, so it goes out once (conversations.history)",
+    "usergroups:write": "keep a schedule's user group equal to whoever is on call (usergroups.users.update)",
     "users:read": "check the people the oncall: section names at start-up (users.info)",
     "users:read.email": "a page's e-mail address from the Slack profile when `people:` gives none (users.info)",
 }

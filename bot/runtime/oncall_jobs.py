@@ -1,4 +1,4 @@
-"""The on-call jobs: the paging sweep (due page steps), every few seconds while `oncall:` has routes."""
+"""The on-call jobs: the paging sweep (due page steps), the handoff sweep, the start-up check of the users."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.oncall import paging
+from bot.oncall import handoffs, paging
 from bot.oncall.config import OnCallConfig, target_kind
 from bot.oncall.outbound import Senders, send_outbound
 from bot.settings import Settings
@@ -21,6 +21,7 @@ from storage.models import utcnow
 log = logging.getLogger(__name__)
 # A page's first step is usually at PT0M: the sweep looks at least this often (seconds).
 PAGING_INTERVAL = 5.0
+HANDOFF_INTERVAL = 30.0  # handoffs are at whole minutes: a DM within half a minute of the change
 
 
 def channels(settings: Settings) -> paging.Channels:
@@ -97,6 +98,16 @@ def check_users(rt: Runtime) -> list[str]:
     return problems
 
 
+def handoff_pass(rt: Runtime, *, now: datetime | None = None) -> list[handoffs.Announced] | None:
+    """One handoff sweep at `now`: each shift change's DM and user-group update, claimed once."""
+    now = now or utcnow()
+    won = run_logged(log, "handoff sweep",
+                     lambda: handoffs.sweep(rt.sessions, rt.settings.oncall, now=now, worker=rt.deliverer.worker))
+    if won:
+        rt.deliverer.kick()
+    return won
+
+
 def jobs(rt: Runtime) -> list[dict[str, Any]]:
     """The paging sweep, when some route can start a page; the check of the configured users."""
     if not rt.settings.oncall.schedules and not rt.settings.oncall.routes:
@@ -104,6 +115,8 @@ def jobs(rt: Runtime) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = [
         {"func": check_users, "trigger": "date", "run_date": utcnow(), "args": [rt], "id": "oncall-users",
          "name": "check the on-call users", "misfire_grace_time": None},
+        {"func": handoff_pass, "trigger": "interval", "seconds": HANDOFF_INTERVAL, "args": [rt], "id": "handoffs",
+         "name": "on-call handoffs", "next_run_time": utcnow(), "max_instances": 1, "coalesce": True},
     ]
     if not rt.settings.oncall.routes:
         return found

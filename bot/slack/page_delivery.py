@@ -1,11 +1,13 @@
-"""Sending a page's direct message (an outbox row the paging sweep queued), and Slack's e-mail addresses."""
+"""On-call outbox rows into Slack: a page's DM, a handoff's DM and user-group update; Slack's e-mail addresses."""
 
 from __future__ import annotations
 
 import functools
 import logging
 import threading
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -36,24 +38,45 @@ def send(deliverer: Deliverer, session: Session, row: Outbox) -> Send | None:
         return None
     incident = incident_queries.get(session, row.incident_id or "")
     message = oncall_blocks.page_dm(paging.incident_summary(incident), step=str(payload.get("step") or "a step"))
-    user, row_id, since, tag = str(payload["user"]), int(row.id or 0), row.created_at, outbox_metadata(row)
+    return Send(dm_call(deliverer, row, str(payload["user"]), message))
+
+
+def dm_call(deliverer: Deliverer, row: Outbox, user: str, message: dict[str, Any]) -> Any:
+    """Open the DM, look for this row's message there (an earlier attempt may have landed), else post."""
+    row_id, since, tag = int(row.id or 0), row.created_at, outbox_metadata(row)
 
     def call(client: WebClient) -> Any:
-        # conversations.open (im:write) gives the DM's channel; posting there puts the page in the
-        # person's direct messages with the bot, where notifications reach their phone.
+        # conversations.open (im:write) gives the DM's channel; posting there puts the message in
+        # the person's direct messages with the bot, where notifications reach their phone.
         channel = client.conversations_open(users=user)["channel"]["id"]
         found = deliverer._find_posted(row_id, Posted(channel, None, since))
         if found is not None:
-            log.info("page DM %s had reached Slack before (ts %s): not sent again", row_id, found["ts"])
+            log.info("DM %s had reached Slack before (ts %s): not sent again", row_id, found["ts"])
             return found
         return client.chat_postMessage(channel=channel, metadata=tag, **message)
 
-    return Send(call)
+    return call
+
+
+def send_handoff(deliverer: Deliverer, session: Session, row: Outbox) -> Send:
+    """The incoming person's one DM at a handoff: until when, in the schedule's time zone."""
+    payload = dict(row.payload)
+    until = datetime.fromisoformat(payload["until"]) if payload.get("until") else None
+    message = oncall_blocks.handoff_dm(str(payload["schedule"]), until, ZoneInfo(str(payload["timezone"])))
+    return Send(dm_call(deliverer, row, str(payload["user"]), message))
+
+
+def send_usergroup(session: Session, row: Outbox) -> Send:
+    """usergroups.users.update (usergroups:write): idempotent, so a repeat after a crash changes nothing."""
+    usergroup, users = str(row.payload["usergroup"]), ",".join(row.payload["users"])
+    return Send(lambda client: client.usergroups_users_update(usergroup=usergroup, users=users))
 
 
 def install(deliverer: Deliverer) -> None:
     """Let the deliverer send PAGE_DM rows (this module builds on delivery, so it registers itself)."""
     deliverer.register(OutboxKind.PAGE_DM, functools.partial(send, deliverer))
+    deliverer.register(OutboxKind.HANDOFF_DM, functools.partial(send_handoff, deliverer))
+    deliverer.register(OutboxKind.USERGROUP_UPDATE, send_usergroup)
 
 
 class SlackEmails:

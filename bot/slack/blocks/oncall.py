@@ -34,6 +34,23 @@ def page_dm(incident: dict[str, Any], *, step: str) -> dict[str, Any]:
     }
 
 
+def handoff_dm(schedule: str, until: datetime | None, zone: ZoneInfo) -> dict[str, Any]:
+    """The incoming person's DM at a handoff."""
+    text = f":pager: You are on call for *{schedule}*" + (f" until {local(until, zone)}." if until else ".")
+    return {"text": text.replace("*", ""), "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
+def home_lines(statuses: list[ScheduleNow], user: str | None) -> list[str]:
+    """App Home: "you are on call until …" for the viewer, then who is on call now per schedule."""
+    lines: list[str] = []
+    for s in statuses:
+        if user is not None and s.on_call == user:
+            until = f" until {local(s.until, ZoneInfo(s.timezone))}" if s.until else ""
+            lines.append(f":pager: *You are on call* for *{s.name}*{until}.")
+    lines += [f"*{s.name}*: {_who(s.on_call)}{' (covering)' if s.covering else ''}" for s in statuses]
+    return lines
+
+
 def local(when: datetime, zone: Any) -> str:
     """`Mon 09:00 CET`: a handoff as the schedule's people read it."""
     return when.astimezone(zone).strftime("%a %H:%M %Z")
