@@ -281,13 +281,6 @@ class Settings(BaseSettings):
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None and bool(self.slack_app_token.get_secret_value())
 
-    def feed_secret(self) -> str | None:
-        """The key of the calendar feed tokens: ONCALL_FEED_SECRET, else SLACK_SIGNING_SECRET."""
-        for secret in (self.oncall_feed_secret, self.slack_signing_secret):
-            if secret is not None and secret.get_secret_value():
-                return secret.get_secret_value()
-        return None
-
     def runbook_url(self, name: str) -> str:
         url = self.runbooks[name].url
         if "://" in url:

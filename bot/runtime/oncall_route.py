@@ -21,9 +21,17 @@ PREFIX = "/oncall/"
 SUFFIX = ".ics"
 
 
+def feed_secret(settings: Settings) -> str | None:
+    """The key of the calendar feed tokens: ONCALL_FEED_SECRET, else SLACK_SIGNING_SECRET."""
+    for secret in (settings.oncall_feed_secret, settings.slack_signing_secret):
+        if secret is not None and secret.get_secret_value():
+            return secret.get_secret_value()
+    return None
+
+
 def feed_url(settings: Settings, name: str) -> str | None:
     """The feed's URL with its token (None when there is no key: no ONCALL_FEED_SECRET nor signing secret)."""
-    secret = settings.feed_secret()
+    secret = feed_secret(settings)
     if secret is None:
         return None
     base = (settings.public_url or f"http://localhost:{settings.port}").rstrip("/")
@@ -33,7 +41,7 @@ def feed_url(settings: Settings, name: str) -> str | None:
 def make_route(rt: Runtime) -> PathRoute | None:
     """The feed handler, or None when no schedule is configured or no key exists."""
     settings = rt.settings
-    secret = settings.feed_secret()
+    secret = feed_secret(settings)
     if not settings.oncall.schedules or secret is None:
         return None
     names = {user: person.name for user, person in settings.oncall.people.items() if person.name}
