@@ -72,3 +72,16 @@ def test_unrouted_severity_pages_nobody_until_raised(make_bot: Callable[..., Bot
     bot.click(Action.SEVERITY.value, "", selected=f"{incident.id}|P0", card=incident)
     wait_dm(bot.fake, "U01ALICE")
     assert len(pages(bot, incident.id)) == 1
+
+
+def test_an_alert_declared_p0_pages_too(make_bot: Callable[..., Bot]) -> None:
+    import alert_payloads as ap
+
+    bot = make_bot(oncall=ONCALL, alertmanager_token=ap.TOKEN)
+    open_dms(bot.fake)
+    status, answer = ap.post(bot, ap.notification(ap.alert("CheckoutDown", severity="critical")))
+    assert status == 200
+    wait_dm(bot.fake, "U01ALICE")
+    assert len(pages(bot, answer["incident"])) == 1
+    status, body = bot.get("/healthz?detail=1")
+    assert status == 200 and b'"page_dead_letters": 0' in body
