@@ -26,7 +26,7 @@ from bot import mrkdwn
 from bot.incidents.outbox import OutboxKind, enqueue
 from bot.oncall import service
 from bot.oncall.config import SCHEDULE_PREFIX, OnCallConfig, Policy
-from bot.oncall.pages import Notice, next_due_at, plan_notices, route_for
+from bot.oncall.pages import Notice, channels_for, due_steps, next_due_at, resolve_targets, route_for
 from bot.oncall.schedules import OverrideIndex, on_call_at
 from storage.db import SessionFactory, unit_of_work
 from storage.models import Incident
@@ -202,10 +202,7 @@ def _sweep_page(
         return
     assert page.id is not None
     email_known = channels.email_known or (lambda _user: True)
-    notices = plan_notices(
-        policy, page.started_at, now, acknowledged=False, schedules=config.schedules, overrides=overrides,
-        email_known=lambda user: channels.email and email_known(user), webhook=channels.webhook,
-    )
+    notices = new_notices(policy, page, now, config, overrides, channels, email_known)
     if channels.email and config.email is not None and incident.severity in config.email.severities:
         notices.append(Notice(0, 0, LIST_TARGET, "email"))
     claims = service.claim_notices(session=session, page_id=page.id, notices=notices, worker=worker, now=now)
@@ -222,6 +219,25 @@ def _sweep_page(
     session.add(page)
     if claims:
         log.info("%s: page %s claimed %d notice(s)", incident.id, page.id, len(claims))
+
+
+def new_notices(
+    policy: Policy, page: Page, now: datetime, config: OnCallConfig, overrides: Mapping[str, OverrideIndex],
+    channels: Channels, email_known: Callable[[str], bool],
+) -> list[Notice]:
+    """The notices of the steps due since the page's `next_step_at` (bot.oncall.pages.plan_notices,
+    less the steps before it: a pass moves `next_step_at` past a step only in the transaction that
+    claimed it). Claiming stays what makes a notice once; this only spares re-inserting old ones."""
+    since = page.next_step_at or page.started_at
+    notices: list[Notice] = []
+    for due in due_steps(policy, page.started_at, now, acknowledged=False):
+        if due.due_at < since:
+            continue
+        for target in resolve_targets(due.step, config.schedules, overrides, due.due_at):
+            known = channels.email and email_known(target.id)
+            for channel in channels_for(target, email_known=known, webhook=channels.webhook):
+                notices.append(Notice(due.round, due.index, target.id, channel, target.schedule))
+    return notices
 
 
 def _queue(session: Session, claim: service.Claim, incident: Incident, policy: Policy) -> None:

@@ -135,7 +135,15 @@ def active_pages(*, session: Session) -> list[Page]:
 
 
 def start_page(*, session: Session, incident_id: str, policy: str, now: datetime) -> Page | None:
-    """Start a page for the incident; None when one is running already (or another replica won)."""
+    """Start a page for the incident; None when one is running already (or another replica won).
+
+    On PostgreSQL the incident's row is locked first, so two replicas starting a page at once
+    take turns: the second sees the first's page (else, between its two reads, it could count
+    that page's spell and start a second spell beside it). SQLite has one writer at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        incidents = sa.table("incident", sa.column("id"))
+        session.execute(sa.select(incidents.c.id).where(incidents.c.id == incident_id).with_for_update())
     if active_page(session=session, incident_id=incident_id) is not None:
         return None
     last = session.exec(select(sa.func.max(Page.spell)).where(Page.incident_id == incident_id)).one()
