@@ -159,7 +159,9 @@ class Deliverer(OutboxKinds, PostedLookup):
           waits for an operator, and the story goes on without it. Two kinds neither wait nor hold
           back: card re-renders (they show whatever is current when sent, coalesced) and
           cross-posts to ALERT_CHANNEL (another channel's story, which must not wait on a card
-          that cannot be posted; it goes without the thread link then);
+          that cannot be posted; it goes without the thread link then). A page's DM does not wait
+          or hold back either (a page must not queue behind a reply that backs off), but waits
+          for the card, for its thread link;
         - the incident's card posted, for what goes in its thread or edits it.
         """
         now = utcnow()
