@@ -16,8 +16,7 @@ from bot.oncall.schedules import shift_at
 from bot.runtime.oncall_jobs import handoff_pass
 from bot.slack.listeners.home import home_view
 
-# The rotation starts after the real clock, so the bot's own job (at the real now) announces
-# nothing; the tests run the job at explicit instants after the start.
+# The tests run the handoff job at explicit instants; the bot's own (at the real clock) is removed.
 ONCALL = {"schedules": {"primary": {
     "timezone": "Europe/Berlin", "rotation": "daily", "handoff": "09:00", "start": "2027-03-01",
     "members": ["U01ALICE", "U02BOB"], "usergroup": "S0PRIMARY"}}}
@@ -28,6 +27,8 @@ def started(make_bot: Callable[..., Bot]) -> Bot:
     bot = make_bot(oncall=ONCALL)
     open_dms(bot.fake)
     bot.fake.respond_with("usergroups.users.update", {"ok": True})
+    assert bot.service.background is not None
+    bot.service.background.scheduler.remove_job("handoffs")
     return bot
 
 
@@ -93,7 +94,7 @@ def test_app_home_says_you_are_on_call_until(make_bot: Callable[..., Bot]) -> No
     assert "*primary*: <@U02BOB>" in oncall
     other = home_view(bot.service.rt, HANDOFF + timedelta(hours=3), "U01ALICE")
     assert "You are on call" not in str(other)
-    # Opened for real (the real clock, before the rotation starts): who is on call, nobody yet.
+    # Opened for real (at the real clock): the tab has its on-call section.
     bot.send_ok(sr.event(sr.app_home_opened("U01ALICE"), secret=SECRET))
     published = bot.fake.wait_for("views.publish")[0].params["view"]
-    assert "*primary*: _nobody (the rotation has not started)_" in str(published)
+    assert "*On call*" in str(published) and "*primary*: " in str(published)
