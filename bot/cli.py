@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     statuspage = commands.add_parser("statuspage", help="the public status page")
     statuspage.add_argument("action", choices=["export"], help="write the page, its API and feeds as static files")
     statuspage.add_argument("directory", metavar="DIR", help="replaced whole, atomically")
+    oncall = commands.add_parser("oncall", help="who is on call now and the next handoffs, per schedule")
+    oncall.add_argument("schedule", nargs="?", metavar="SCHEDULE", help="only this schedule")
+    oncall.add_argument("--ical-url", action="store_true", help="print SCHEDULE's calendar feed URL, with its token")
     seed = commands.add_parser("seed", help="fill the database with a synthetic incident history")
     seed.add_argument("--incidents", type=int, required=True, metavar="N")
     seed.add_argument("--seed", type=int, default=None, metavar="S")
@@ -57,9 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _outbox(args, settings)
         if args.command == "statuspage":
             return _statuspage_export(args.directory, settings)
+        if args.command == "oncall":
+            return _oncall(args, settings)
         return _offline(args, settings)
     except SettingsError as exc:
-        print(f"incident-bot: {exc}", file=sys.stderr)
+        for line in exc.lines:  # one line per mistake
+            print(f"incident-bot: {line}", file=sys.stderr)
         return 2
     except db.DatabaseError as exc:
         print(f"incident-bot: {exc}", file=sys.stderr)
@@ -182,6 +188,42 @@ def _statuspage_export(directory: str, settings: Settings) -> int:
         print(f"incident-bot: cannot write the status page to {directory}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"wrote {len(written)} files to {directory}")
+
+
+def _oncall(args: argparse.Namespace, settings: Settings) -> int:
+    """Who is on call (overrides included), or a feed URL. Read-only: never creates a database."""
+    from bot.runtime import logs, oncall_route
+
+    logs.configure("WARNING")
+    schedules = settings.oncall.schedules
+    if args.schedule is not None and args.schedule not in schedules:
+        known = ", ".join(sorted(schedules)) or "none: the oncall: section of CONFIG_FILE has no schedules"
+        print(f"incident-bot: no schedule {args.schedule!r} (known: {known})", file=sys.stderr)
+        return 1
+    if args.ical_url:
+        if args.schedule is None:
+            print("incident-bot: --ical-url goes with a SCHEDULE", file=sys.stderr)
+            return 2
+        url = oncall_route.feed_url(settings, args.schedule)
+        if url is None:
+            print("incident-bot: ONCALL_FEED_SECRET (or SLACK_SIGNING_SECRET) is not set: the feed tokens need "
+                  "a key", file=sys.stderr)
+            return 2
+        print(url)
+        return 0
+    if not schedules:
+        print("no on-call schedules (the oncall: section of CONFIG_FILE)")
+        return 0
+    from bot.oncall import roster
+    from bot.oncall.schedules import OverrideIndex
+    from storage.models import utcnow
+
+    now = utcnow()
+    sessions = _existing_database(settings.database_url)
+    with db.unit_of_work(sessions) as session:
+        indexes: dict[str, OverrideIndex] = roster.indexes(session, now)
+    for line in roster.roster_lines(roster.roster(settings.oncall, indexes, now, only=args.schedule)):
+        print(line)
     return 0
 
 

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from storage.models import SEVERITIES
+
 # What Slack's secrets look like (https://api.slack.com/authentication/token-types): a value of
 # another shape is a paste into the wrong variable, and the log masker must not mask "s" or "x".
 SIGNING_SECRET = re.compile(r"[0-9a-f]{32}")
@@ -86,3 +88,23 @@ def unknown_keys(config_file: str, known: Iterable[str]) -> list[str]:
         hint = f" (did you mean {nearest[0]!r}?)" if nearest else ""
         warnings.append(f"CONFIG_FILE {config_file!r}: unknown key {str(key)!r} is ignored{hint}")
     return warnings
+
+
+def check_severity_keys(value: dict[str, Any], field: str) -> None:
+    unknown = sorted(set(value) - set(SEVERITIES))
+    if unknown:
+        raise ValueError(f"unknown severities {unknown}: use {', '.join(SEVERITIES)}")
+
+
+def plain_seconds(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def check_contact(contact: str) -> None:
+    if not contact or contact[0] not in "UWS" or not contact[1:].isalnum():
+        raise ValueError(f"{contact!r} is not a Slack user (U…/W…) or user-group (S…) id")

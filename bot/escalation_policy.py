@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from pydantic import BaseModel, Field
 
+from bot.oncall.config import OnCallConfig
+
 DEFAULT_RESPONSE_TARGETS = {
     "P0": timedelta(minutes=5),
     "P1": timedelta(minutes=15),
@@ -31,6 +33,8 @@ class Policy:
     update_reminder: dict[str, timedelta] = field(default_factory=dict)
     repeat: timedelta | None = None  # None: the severity's response target
     max_repeats: int = 2
+    # The `oncall:` section: which incidents start a page (bot/oncall/paging.py); None: no paging.
+    oncall: OnCallConfig | None = None
 
     def repeat_for(self, severity: str) -> timedelta:
         return self.repeat or self.response_targets[severity]

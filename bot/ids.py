@@ -16,6 +16,7 @@ class Callback(StrEnum):
     PUBLISH = "statuspage_publish"
     STATUS_UPDATE = "statuspage_update"
     MAINTENANCE = "statuspage_maintenance"
+    ONCALL_COVER = "oncall_cover"
 
 
 class Action(StrEnum):
@@ -63,6 +64,11 @@ class Block(StrEnum):
     FINAL_UPDATE = "final_update"
     STARTS_AT = "starts_at"
     ENDS_AT = "ends_at"
+    PAGE_ACTIONS = "page_actions"  # the Acknowledge button of a page's direct message
+    COVER_SCHEDULE = "cover_schedule"
+    COVER_USER = "cover_user"
+    COVER_FROM = "cover_from"
+    COVER_UNTIL = "cover_until"
 
 
 # Each input block holds one element; its action_id is the block id with this suffix.
@@ -94,4 +100,9 @@ BOT_SCOPES: dict[str, str] = {
     "reactions:read": "receive reaction_added / reaction_removed (:pushpin: key events)",
     "files:write": "upload the weekly digest's chart (files_upload_v2: files.getUploadURLExternal and "
     "files.completeUploadExternal)",
+    "im:write": "open the direct message of an on-call page or handoff notice (conversations.open)",
+    "im:history": "look for a page's DM before sending it again, so it goes out once (conversations.history)",
+    "usergroups:write": "keep a schedule's user group equal to whoever is on call (usergroups.users.update)",
+    "users:read": "check the people the oncall: section names at start-up (users.info)",
+    "users:read.email": "a page's e-mail address from the Slack profile when `people:` gives none (users.info)",
 }

@@ -23,7 +23,7 @@ from bot.escalation_policy import (
     Policy,
     Runbook,
 )
-from bot.oncall.config import OnCallConfig, parse_oncall
+from bot.oncall.config import OnCallConfig, OnCallConfigError, parse_oncall
 from bot.statuspage.config import StatusPageConfig, parse_status_page, split_config_file
 from storage.models import CATEGORIES, SEVERITIES
 from storage.urls import url_problem
@@ -45,6 +45,13 @@ class SettingsError(ValueError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.problems = problems or [message]
+
+    @property
+    def lines(self) -> list[str]:
+        """One per mistake, for the CLI to print (the message joins them with "; ")."""
+        if self.problems == [str(self)]:
+            return self.problems
+        return [f"invalid settings: {problem}" for problem in self.problems]
 
 
 class Settings(BaseSettings):
@@ -100,6 +107,10 @@ class Settings(BaseSettings):
     email_from: str | None = None  # default incident-bot@<host>, filled in where e-mail is sent
     page_webhook_url: str | None = None
     page_webhook_secret: SecretStr | None = None
+    # The key of the on-call calendar feeds' tokens (GET /oncall/NAME.ics?token=…); unset: the
+    # signing secret is the key. Changing it (or the signing secret) revokes every feed URL.
+    oncall_feed_secret: SecretStr | None = None
+    public_url: str | None = None  # the bot's public base URL, for the feed URLs the CLI prints
 
     # Status page (CONTRACT.md "Status page"); its components are `status_page:` in CONFIG_FILE.
     status_page: bool = False
@@ -120,21 +131,21 @@ class Settings(BaseSettings):
     def _plain_seconds(cls, value: Any) -> Any:
         # pydantic reads "PT5M" and 300 but not "300"; a plain number, quoted or not, means seconds.
         if isinstance(value, dict):
-            return {key: _seconds(duration) for key, duration in value.items()}
-        return _seconds(value)
+            return {key: config_checks.plain_seconds(duration) for key, duration in value.items()}
+        return config_checks.plain_seconds(value)
 
     @field_validator("response_targets", "resolution_targets")
     @classmethod
     def _all_severities(cls, value: dict[str, timedelta], info: Any) -> dict[str, timedelta]:
         defaults = DEFAULT_RESPONSE_TARGETS if info.field_name == "response_targets" else DEFAULT_RESOLUTION_TARGETS
-        _check_severity_keys(value, info.field_name)
+        config_checks.check_severity_keys(value, info.field_name)
         # A partial map only overrides what it names: every severity always has a target.
         return {**defaults, **value}
 
     @field_validator("update_reminder")
     @classmethod
     def _reminder_keys(cls, value: dict[str, timedelta], info: Any) -> dict[str, timedelta]:
-        _check_severity_keys(value, info.field_name)
+        config_checks.check_severity_keys(value, info.field_name)
         return value
 
     @field_validator(*DURATIONS)
@@ -160,7 +171,7 @@ class Settings(BaseSettings):
     @classmethod
     def _contact_ids(cls, value: list[str]) -> list[str]:
         for contact in value:
-            _check_contact(contact)
+            config_checks.check_contact(contact)
         return value
 
     @field_validator("escalation_levels")
@@ -168,7 +179,7 @@ class Settings(BaseSettings):
     def _level_ids(cls, value: list[list[str]] | None) -> list[list[str]] | None:
         for level in value or []:
             for contact in level:
-                _check_contact(contact)
+                config_checks.check_contact(contact)
         return value
 
     @field_validator("runbooks", mode="before")
@@ -281,6 +292,7 @@ class Settings(BaseSettings):
             update_reminder=self.update_reminder,
             repeat=self.escalation_repeat,
             max_repeats=self.escalation_max_repeats,
+            oncall=self.oncall if self.oncall.routes else None,
         )
 
     def matching_runbook(self, severity: str, category: str | None) -> str | None:
@@ -343,26 +355,6 @@ class _ConfigFile(YamlConfigSettingsSource):
         return split_config_file(super().__call__())  # `status_page:` is a section, STATUS_PAGE a flag
 
 
-def _check_severity_keys(value: dict[str, Any], field: str) -> None:
-    unknown = sorted(set(value) - set(SEVERITIES))
-    if unknown:
-        raise ValueError(f"unknown severities {unknown}: use {', '.join(SEVERITIES)}")
-
-
-def _seconds(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _check_contact(contact: str) -> None:
-    if not contact or contact[0] not in "UWS" or not contact[1:].isalnum():
-        raise ValueError(f"{contact!r} is not a Slack user (U…/W…) or user-group (S…) id")
-
-
 def config_file() -> str | None:
     """The CONFIG_FILE the settings are read from, if any."""
     return os.environ.get("CONFIG_FILE") or None
@@ -396,5 +388,9 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors():
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            cause = (error.get("ctx") or {}).get("error")
+            if isinstance(cause, OnCallConfigError):  # one per mistake, each naming its path
+                problems.extend(cause.problems)
+                continue
             problems.append(f"{name}: {error['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems), problems) from None

@@ -44,6 +44,7 @@ class Page(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("incident_id", "spell", name="uq_page_spell"),
         sa.Index("ix_page_active", "ended_at", "acknowledged_at"),
+        sa.Index("ix_page_next_step", "next_step_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -55,6 +56,9 @@ class Page(SQLModel, table=True):
     acknowledged_by: str | None = Field(default=None, max_length=32)
     ended_at: datetime | None = _ts()
     ended_reason: str | None = Field(default=None, max_length=32)  # acknowledged | resolved | …
+    # When the paging sweep must look at this page again (its next step's due time; None once no
+    # step is left or the page ended): the sweep is one range scan however many pages are open.
+    next_step_at: datetime | None = _ts()
 
 
 class PageNotification(SQLModel, table=True):

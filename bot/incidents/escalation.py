@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +19,8 @@ from sqlmodel import Session, select
 from bot import mrkdwn
 from bot.incidents import deadlines
 from bot.incidents.outbox import OutboxKind, dialect_insert, refresh_cards
+from bot.oncall import paging
+from bot.oncall import service as oncall_service
 from bot.settings import Settings
 from storage.db import SessionFactory, unit_of_work
 from storage.models import (
@@ -151,6 +153,7 @@ def _announce(
     if not won:
         return
     policy = settings.policy()
+    overrides = oncall_overrides(session, policy.oncall, now)
     entries: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
     refreshed: set[str] = set()
@@ -170,6 +173,8 @@ def _announce(
             mentions = deadlines.contacts_for_level(
                 settings.escalation_contacts, settings.escalation_levels, item.level
             )
+            on_call = paging.on_call_people(incident, policy.oncall, overrides, now)
+            mentions = mentions + [user for user in on_call if user not in mentions]
             text = escalation_text(incident, item, deadline, mentions, now)
             missed = int((now - deadline).total_seconds())
             data = {"kind": item.kind.value, "level": item.level, "missed_by": missed}
@@ -186,6 +191,13 @@ def _announce(
     messages.sort(key=lambda m: m["kind"] != OutboxKind.THREAD_REPLY.value)
     session.execute(sa.insert(Outbox), messages)
     refresh_cards(session, sorted(refreshed), now=now)  # the card shows the breach
+
+
+def oncall_overrides(session: Session, config: Any, now: datetime) -> dict[str, Any]:
+    """The overrides in force now, when on-call routes exist (whoever is on call is mentioned too)."""
+    if config is None or not config.schedules:
+        return {}
+    return oncall_service.override_indexes(session=session, start=now, end=now + timedelta(seconds=1))
 
 
 def _entry(incident_id: str, event: SystemEvent, text: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:

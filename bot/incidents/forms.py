@@ -82,7 +82,7 @@ def parse_title(raw: str | None) -> str:
 class CommandText:
     """What `/incident <text>` asks for."""
 
-    kind: str  # declare | help | list | status | usage
+    kind: str  # declare | help | list | status | oncall | oncall_cover | usage
     title: str | None = None
     incident_id: str | None = None
     problem: str | None = None
@@ -91,7 +91,7 @@ class CommandText:
 INCIDENT_ID = re.compile(r"^INC-\d{4}-\d{2}-\d{2}-\d{3,}$")
 
 
-SUBCOMMANDS = ("help", "list", "status", "maintenance")
+SUBCOMMANDS = ("help", "list", "status", "maintenance", "oncall")
 
 
 @dataclass(frozen=True)

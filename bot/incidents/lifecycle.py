@@ -19,6 +19,7 @@ from bot.incidents import deadlines
 from bot.incidents.forms import DeclareExtras, DeclareForm, FollowUpForm, ResolveForm
 from bot.incidents.outbox import OutboxKind, announce, enqueue
 from bot.incidents.queries import InvalidChange, add_system_entry, allocate_id, get, reschedule
+from bot.oncall import paging
 from storage.models import (
     FollowUp,
     Incident,
@@ -91,6 +92,7 @@ def declare(
             now=now,
         )
     reschedule(session, incident, policy, now)
+    paging.incident_paged(session, incident, policy.oncall, now)  # a routed incident pages someone
     return incident
 
 
@@ -109,6 +111,7 @@ def acknowledge(session: Session, incident_id: str, *, user: str, policy: deadli
     add_system_entry(session, incident, SystemEvent.ACKNOWLEDGED, text, author=user, now=now)
     announce(session, incident.id, f":eyes: {text}.", now=now)
     reschedule(session, incident, policy, now)
+    paging.page_acknowledged(session, incident.id, user=user, now=now)  # the card's button or a page DM's
     return incident
 
 
@@ -190,6 +193,7 @@ def resolve(
     )
     announce(session, incident.id, f":white_check_mark: {text}.", now=now)
     reschedule(session, incident, policy, now)
+    paging.pages_resolved(session, incident.id, now=now)
     return incident
 
 
@@ -305,6 +309,7 @@ def change_severity(
     # Deadlines count from the declaration, so raising a P2 to P0 twenty minutes in is overdue
     # already: the sweep is told to look now.
     reschedule(session, incident, policy, now)
+    paging.incident_paged(session, incident, policy.oncall, now)  # raised into a paging severity
     return incident
 
 

@@ -22,6 +22,9 @@ class OutboxKind(StrEnum):
     THREAD_REPLY = "thread_reply"  # a reply in the card's thread
     CHANNEL_POST = "channel_post"  # a top-level post elsewhere (escalation cross-post)
     DIGEST = "digest"  # a report post, with its chart
+    PAGE_DM = "page_dm"  # an on-call page: a direct message with an Acknowledge button
+    HANDOFF_DM = "handoff_dm"  # "you are on call for primary until Mon 09:00 CET"
+    USERGROUP_UPDATE = "usergroup_update"  # a schedule's user group set to whoever is on call
 
 
 def dialect_insert(session: Session, model: type[Any]) -> Any:

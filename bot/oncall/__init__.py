@@ -14,4 +14,13 @@ Modules:
   before any password).
 - `webhook`: the signed JSON POST to PAGE_WEBHOOK_URL, with its outcome (sent, retry, dead).
 - `ical`: a schedule as an RFC 5545 feed, and the HMAC token of its URL.
+
+Wired into the bot (these read the database and write outbox rows, still without Slack):
+- `paging`: a page started from the incident's lifecycle (declare, severity raised), ended by its
+  acknowledgement or resolution; the paging sweep that claims due notices and queues DMs and
+  thread mentions to the outbox (bot/slack/page_delivery.py sends them).
+- `outbound`: sending the claimed e-mail and webhook notices and recording each outcome once.
+- `handoffs`: each shift change's DM and user-group update, claimed once per shift start.
+- `roster`: who is on call now and next (`/incident oncall`, the CLI, App Home), covering a shift.
+- `load`: on-call load over a period, for the weekly digest and the monthly report.
 """

@@ -329,7 +329,33 @@ def parse_oncall(raw: dict[str, Any] | None) -> OnCallConfig:
                 problems.extend(cause.problems)
             else:
                 problems.append(f"{_path(tuple(error['loc']))}: {_message(error)}")
+        # The cross-checks did not run (the fields failed first): the names they check are still known.
+        problems.extend(p for p in _raw_references(raw) if p not in problems)
         raise OnCallConfigError(problems) from None
+
+
+def _raw_references(raw: dict[str, Any]) -> list[str]:
+    """Unknown schedule and policy names, read from the raw section (every mistake in one go)."""
+    def mapping(value: Any) -> dict[str, Any]:
+        return value if isinstance(value, dict) else {}
+
+    schedules, policies = mapping(raw.get("schedules")), mapping(raw.get("policies"))
+    problems: list[str] = []
+    for name, policy in policies.items():
+        steps = mapping(policy).get("steps")
+        for i, step in enumerate(steps if isinstance(steps, list) else []):
+            notify = mapping(step).get("notify")
+            for j, target in enumerate(notify if isinstance(notify, list) else []):
+                if isinstance(target, str) and target.startswith(SCHEDULE_PREFIX):
+                    schedule = target[len(SCHEDULE_PREFIX) :]
+                    if _NAME.match(schedule) and schedule not in schedules:
+                        problems.append(f"oncall.policies.{name}.steps[{i}].notify[{j}]: unknown schedule {schedule!r}")
+    routes = raw.get("routes")
+    for i, route in enumerate(routes if isinstance(routes, list) else []):
+        policy_name = mapping(route).get("policy")
+        if isinstance(policy_name, str) and policy_name not in policies:
+            problems.append(f"oncall.routes[{i}].policy: unknown policy {policy_name!r}")
+    return problems
 
 
 TargetKind = Literal["user", "usergroup", "schedule"]

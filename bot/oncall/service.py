@@ -135,7 +135,15 @@ def active_pages(*, session: Session) -> list[Page]:
 
 
 def start_page(*, session: Session, incident_id: str, policy: str, now: datetime) -> Page | None:
-    """Start a page for the incident; None when one is running already (or another replica won)."""
+    """Start a page for the incident; None when one is running already (or another replica won).
+
+    On PostgreSQL the incident's row is locked first, so two replicas starting a page at once
+    take turns: the second sees the first's page (else, between its two reads, it could count
+    that page's spell and start a second spell beside it). SQLite has one writer at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        incidents = sa.table("incident", sa.column("id"))
+        session.execute(sa.select(incidents.c.id).where(incidents.c.id == incident_id).with_for_update())
     if active_page(session=session, incident_id=incident_id) is not None:
         return None
     last = session.exec(select(sa.func.max(Page.spell)).where(Page.incident_id == incident_id)).one()
@@ -143,7 +151,7 @@ def start_page(*, session: Session, incident_id: str, policy: str, now: datetime
     table = Page.__table__  # type: ignore[attr-defined]
     statement = (
         _insert(session)(table)
-        .values(incident_id=incident_id, spell=spell, policy=policy, started_at=now)
+        .values(incident_id=incident_id, spell=spell, policy=policy, started_at=now, next_step_at=now)
         .on_conflict_do_nothing(index_elements=["incident_id", "spell"])
         .returning(table.c.id)
     )
@@ -159,7 +167,9 @@ def acknowledge_page(*, session: Session, incident_id: str, user_id: str, now: d
     statement = (
         table.update()
         .where(table.c.incident_id == incident_id, table.c.ended_at.is_(None), table.c.acknowledged_at.is_(None))
-        .values(acknowledged_at=now, acknowledged_by=user_id, ended_at=now, ended_reason="acknowledged")
+        .values(
+            acknowledged_at=now, acknowledged_by=user_id, ended_at=now, ended_reason="acknowledged", next_step_at=None
+        )
         .returning(table.c.id)
     )
     page_id = session.execute(statement).scalar_one_or_none()
@@ -177,7 +187,7 @@ def end_pages(*, session: Session, incident_id: str, now: datetime, reason: str 
     statement = (
         table.update()
         .where(table.c.incident_id == incident_id, table.c.ended_at.is_(None))
-        .values(ended_at=now, ended_reason=reason)
+        .values(ended_at=now, ended_reason=reason, next_step_at=None)
         .execution_options(preserve_rowcount=True)
     )
     return int(session.connection().execute(statement).rowcount)

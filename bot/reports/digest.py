@@ -24,6 +24,8 @@ from sqlmodel import Session, select
 
 from bot import mrkdwn
 from bot.incidents.outbox import OutboxKind, enqueue, insert_ignoring_conflict
+from bot.oncall.load import period_load
+from bot.oncall.pages import Load
 from bot.reports import chart, metrics
 from bot.reports.metrics import PeriodMetrics, RecurringIssue
 from bot.reports.periods import Period, current_period, periods_back
@@ -53,6 +55,7 @@ class DigestData:
     action_items: Sequence[ActionItem] = ()
     action_total: int = 0
     recurring: Sequence[RecurringIssue] = ()
+    oncall_load: Mapping[str, Load] = field(default_factory=dict)  # per person; empty without schedules
 
 
 KINDS = ("weekly", "monthly", "quarterly")
@@ -112,8 +115,9 @@ def period_of(payload: dict[str, Any]) -> Period:
 def load(session: Session, settings: Settings, period: Period, now: datetime) -> DigestData:
     m = metrics.period_metrics(session, settings=settings, period=period, now=now)
     links = card_links(session, [incident.id for incident in m.open_incidents])
+    load = period_load(session, settings.oncall, period.start, period.end)
     if period.kind == "weekly":
-        return DigestData(kind=period.kind, metrics=m, now=now, links=links)
+        return DigestData(kind=period.kind, metrics=m, now=now, links=links, oncall_load=load)
     items, total = open_action_items(session, limit=ACTION_ITEM_LIMIT)
     return DigestData(
         kind=period.kind,
@@ -123,6 +127,7 @@ def load(session: Session, settings: Settings, period: Period, now: datetime) ->
         action_items=items,
         action_total=total,
         recurring=metrics.recurring_issues(session, start=period.start, end=period.end),
+        oncall_load=load,
     )
 
 

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from bot.oncall.load import period_load, ranked
+from bot.oncall.pages import Load
 from bot.reports import metrics
 from bot.reports.formatting import (
     REPORT_TITLES,
@@ -130,11 +132,22 @@ def render_report(session: Session, settings: Settings, kind: str, now: datetime
         "",
         *numbered([f"**{r.name}**: {plural(r.count, 'use')}" for r in m.runbooks], "*(No runbook use recorded)*"),
         "",
+        *_oncall_lines(period_load(session, settings.oncall, period.start, period.end)),
         "## Definitions",
         "",
         *(f"- {definition}" for definition in DEFINITIONS),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _oncall_lines(load: dict[str, Load]) -> list[str]:
+    """The "On-call load" section, only when on-call schedules are configured."""
+    if not load:
+        return []
+    rows = [(user, str(p.pages), str(p.pages_out_of_hours), f"{p.hours_on_call:.1f}", str(p.acknowledged))
+            for user, p in ranked(load)]
+    header = ("Person", "Pages", "Out of hours (outside 08:00–20:00 local)", "Hours on call", "Acknowledged")
+    return ["## On-call load", "", *markdown_table(header, rows), ""]
 
 
 def _span(period: Period) -> str:

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from bot.runtime import digest_jobs, statuspage_jobs
+from bot.runtime import digest_jobs, oncall_jobs, statuspage_jobs
 from bot.runtime.inbox_worker import InboxWorker
 from bot.runtime.scheduler import build_scheduler
 from bot.slack.app import create_app
@@ -30,7 +30,9 @@ class Background:
         self.rt.deliverer.kick()  # whatever an earlier run left undelivered
         self.inbox.start()  # and whatever requests it left undone
         self.scheduler = build_scheduler(
-            self.rt, extra_jobs=digest_jobs.jobs(self.rt) + statuspage_jobs.jobs(self.rt), stopping=self.stopping
+            self.rt,
+            extra_jobs=[*digest_jobs.jobs(self.rt), *statuspage_jobs.jobs(self.rt), *oncall_jobs.jobs(self.rt)],
+            stopping=self.stopping,
         )
         self.scheduler.start()
         return self

@@ -159,7 +159,11 @@ class HttpServer:
             for prefix, prefixed in self.prefix_routes:
                 if path == prefix or path.startswith(prefix + "/"):
                     query = environ.get("QUERY_STRING") or ""
-                    return prefixed(path + ("?" + query if query else ""), _request_headers(environ))
+                    try:
+                        return prefixed(path + ("?" + query if query else ""), _request_headers(environ))
+                    except Exception:
+                        log.exception("unhandled error serving %s %s", method, prefix)
+                        return 500, b"internal error", {}
         if route is None:
             known = {p for _, p in self.routes} | {"/healthz"}
             return (405, b"method not allowed", {}) if path in known else (404, b"not found", {})

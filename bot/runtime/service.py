@@ -16,7 +16,8 @@ from slack_bolt import BoltRequest, BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.incidents import outbox
-from bot.runtime import alert_route, logs, prometheus, status_route
+from bot.oncall import paging
+from bot.runtime import alert_route, logs, oncall_route, prometheus, status_route
 from bot.runtime.background import Background, learn_identity
 from bot.runtime.http import Health, HttpServer
 from bot.runtime.intake import Intake
@@ -41,6 +42,9 @@ def secrets_of(settings: Settings) -> tuple[str, ...]:
         settings.slack_signing_secret,
         settings.slack_app_token,
         settings.alertmanager_token,
+        settings.oncall_feed_secret,
+        settings.smtp_url,
+        settings.page_webhook_secret,
     )
     return tuple(v.get_secret_value() for v in values if v is not None)
 
@@ -83,6 +87,7 @@ class Service:
         # within seconds, and the acks, which is what Slack sees, go on meanwhile.
         self.health = Health(self.rt)
         self.health.details["dead_letters"] = outbox.count_dead_letters
+        self.health.details["page_dead_letters"] = paging.dead_notices  # e-mail / webhook notices
         self.server = HttpServer(host=settings.host, port=settings.port, health=self.health)
         # In both modes, like /healthz; keep it inside (README, Deploying it).
         self.metrics = prometheus.Metrics(create_read_engine(settings.database_url))
@@ -93,6 +98,9 @@ class Service:
         if alerts is not None:
             self.server.add_route("POST", alert_route.PATH, alerts)
         self.status = status_route.install(self.server, self.rt, ready=self.health.migrated.is_set)
+        feed = oncall_route.make_route(self.rt)  # None without schedules (or a key for the tokens)
+        if feed is not None:
+            self.server.add_prefix_route(oncall_route.PREFIX, oncall_route.prefix_route(feed))
         self.socket_client: Any = None
 
     @property

@@ -19,7 +19,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy.engine import Engine
 
 from bot.settings import Settings
-from bot.slack import digest_delivery
+from bot.slack import digest_delivery, page_delivery
 from bot.slack.delivery import Deliverer
 from storage.db import SessionFactory, session_factory
 
@@ -123,6 +123,7 @@ class Runtime:
         sessions = session_factory(engine)
         deliverer = Deliverer(sessions, client, settings)
         digest_delivery.install(deliverer)
+        page_delivery.install(deliverer)
         return cls(
             settings=settings,
             engine=engine,

@@ -159,11 +159,14 @@ class Deliverer(OutboxKinds, PostedLookup):
           waits for an operator, and the story goes on without it. Two kinds neither wait nor hold
           back: card re-renders (they show whatever is current when sent, coalesced) and
           cross-posts to ALERT_CHANNEL (another channel's story, which must not wait on a card
-          that cannot be posted; it goes without the thread link then);
+          that cannot be posted; it goes without the thread link then). A page's DM does not wait
+          or hold back either (a page must not queue behind a reply that backs off), but waits
+          for the card, for its thread link;
         - the incident's card posted, for what goes in its thread or edits it.
         """
         now = utcnow()
-        unordered = (OutboxKind.CHANNEL_POST.value, OutboxKind.CARD_UPDATE.value)
+        # A page's DM must not wait behind the thread's story either (a reply backing off).
+        unordered = (OutboxKind.CHANNEL_POST.value, OutboxKind.CARD_UPDATE.value, OutboxKind.PAGE_DM.value)
         earlier = sa.orm.aliased(Outbox)
         waiting = (
             sa.select(earlier.id)
@@ -191,7 +194,7 @@ class Deliverer(OutboxKinds, PostedLookup):
                         Outbox.incident_id.is_(None),  # type: ignore[union-attr]
                         Outbox.kind == OutboxKind.CHANNEL_POST.value,
                         sa.and_(
-                            sa.or_(Outbox.kind == OutboxKind.CARD_UPDATE.value, ~waiting),
+                            sa.or_(Outbox.kind.in_(unordered[1:]), ~waiting),  # type: ignore[attr-defined]
                             sa.or_(Incident.card_ts.is_not(None), Outbox.kind == OutboxKind.CARD_POST.value),  # type: ignore[union-attr]
                         ),
                     ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from bot.ids import INPUT, Block
@@ -21,6 +21,7 @@ from bot.incidents.forms import (
     clean,
     parse_title,
 )
+from bot.oncall.roster import CoverForm
 from storage.models import CATEGORIES, ROOT_CAUSE_CLASSES, SEVERITIES
 
 
@@ -206,6 +207,10 @@ def parse_command_text(text: str | None) -> CommandText:
             if not INCIDENT_ID.match(incident_id):
                 return CommandText("usage", problem=f"`{rest[0][:40]}` is not an incident id (INC-YYYY-MM-DD-NNN).")
             return CommandText("status", incident_id=incident_id)
+        if head == "oncall" and [w.lower() for w in rest] == ["cover"]:
+            return CommandText("oncall_cover")
+        if head == "oncall" and rest:
+            return CommandText("usage", problem="`oncall` takes nothing, or `cover`.")
         if rest:
             return CommandText("usage", problem=f"`{head}` takes no arguments.")
         return CommandText(head)
@@ -215,3 +220,28 @@ def parse_command_text(text: str | None) -> CommandText:
         return CommandText("declare", title=parse_title(text))
     except FormErrors as exc:
         return CommandText("usage", problem=exc.errors[Block.TITLE])
+
+
+def parse_cover(state_values: Any) -> CoverForm:
+    """The cover form: schedule, who, from, until (Slack's datetimepicker gives Unix seconds)."""
+    values = _Values(state_values)
+    errors: dict[str, str] = {}
+    schedule = values.option(Block.COVER_SCHEDULE)
+    if schedule is None:
+        errors[Block.COVER_SCHEDULE] = "Please choose one."
+    user = values.user(Block.COVER_USER)
+    if user is None:
+        errors[Block.COVER_USER] = "Choose who covers."
+    moments: list[datetime] = []
+    for block in (Block.COVER_FROM, Block.COVER_UNTIL):
+        seconds = values._element(block).get("selected_date_time")
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and 0 < seconds < 2**37:
+            moments.append(datetime.fromtimestamp(seconds, UTC))
+        else:
+            errors[block] = "Pick a date and time."
+    if len(moments) == 2 and moments[1] <= moments[0]:
+        errors[Block.COVER_UNTIL] = "The cover must end after it starts."
+    if errors:
+        raise FormErrors(errors)
+    assert schedule is not None and user is not None
+    return CoverForm(schedule=schedule, user=user, starts_at=moments[0], ends_at=moments[1])

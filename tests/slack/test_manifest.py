@@ -142,7 +142,7 @@ def test_slash_command_is_the_one_the_app_registers(manifest: dict[str, Any]) ->
     commands = manifest["features"]["slash_commands"]
     assert [c["command"] for c in commands] == [COMMAND]
     (command,) = commands
-    assert command["usage_hint"] == "[help | list | status INC-… | <title>]"
+    assert command["usage_hint"] == "[help | list | status INC-… | oncall [cover] | <title>]"
     assert command["should_escape"] is False
     assert command["description"].strip()
 
@@ -161,7 +161,9 @@ def test_bot_user_app_home_and_settings(manifest: dict[str, Any]) -> None:
     features = manifest["features"]
     assert features["bot_user"] == {"display_name": "incident-bot", "always_online": True}
     assert features["app_home"]["home_tab_enabled"] is True  # the App Home is part of the product
-    assert features["app_home"]["messages_tab_enabled"] is False
+    # On-call pages arrive as DMs from the bot; nobody writes to it there.
+    assert features["app_home"]["messages_tab_enabled"] is True
+    assert features["app_home"]["messages_tab_read_only_enabled"] is True
     assert "app_home_opened" in bot_events(manifest)
     settings = manifest["settings"]
     assert settings["interactivity"]["is_enabled"] is True
@@ -494,6 +496,9 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "conversations_replies": frozenset({"channels:history", "groups:history"}),
     "users_info": frozenset({"users:read"}),
     "usergroups_list": frozenset({"usergroups:read"}),
+    "usergroups_users_update": frozenset({"usergroups:write"}),
+    # A page's DM: opened (im:write), then looked for in the DM before it is sent again (im:history).
+    "conversations_open": frozenset({"im:write", "im:history"}),
     # Socket Mode opens its connection with the app-level token (connections:write), not a bot scope.
     "apps_connections_open": frozenset(),
 }
@@ -557,6 +562,9 @@ def test_scopes_are_exactly_what_the_code_uses(manifest: dict[str, Any]) -> None
     names = [defaults[f].default for f in ("incident_channel", "alert_channel")]
     posts_by_name = any(not re.fullmatch(r"[CG][A-Z0-9]{2,}", str(n)) for n in names)
     sources = "\n".join(_bot_sources().values())
+    # A page's e-mail address from the Slack profile (bot/slack/page_delivery.py SlackEmails).
+    if "users_info" in methods and re.search(r"profile.*\bemail\b", sources):
+        required.add("users:read.email")
     if "chat_postMessage" in methods and posts_by_name and re.search(r"settings\.(incident|alert)_channel", sources):
         required.add("chat:write.public")
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from bot import mrkdwn
 from bot.incidents import deadlines
+from bot.oncall.load import ranked
+from bot.oncall.pages import Load
 from bot.reports.digest import ActionItem, DigestData
 from bot.reports.formatting import REPORT_TITLES, fmt_duration, fmt_money, fmt_share, fmt_target, fmt_trend
 from bot.reports.metrics import CountShare, DurationStats, PeriodMetrics, RecurringIssue, SeverityMetrics, TargetStats
@@ -51,6 +53,8 @@ def digest_message(data: DigestData, settings: Settings) -> dict[str, Any]:
         _section(_repeats_text(m.repeats)),
         _section(_anomaly_text(m)),
     ]
+    if data.oncall_load:
+        blocks.append(_section(_oncall_text(data.oncall_load)))
     if data.kind != "weekly":
         blocks += [
             {"type": "divider"},
@@ -72,6 +76,16 @@ def digest_message(data: DigestData, settings: Settings) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # Parts
+
+
+def _oncall_text(load: Mapping[str, Load]) -> str:
+    lines = [
+        f"• {mrkdwn.user(user)}: {person.pages} page{_s(person.pages)} ({person.pages_out_of_hours} out of hours), "
+        f"{person.hours_on_call:.0f} h on call, {person.acknowledged} acknowledged"
+        for user, person in ranked(dict(load))
+    ]
+    return _lines_within(["*On-call load* (out of hours: outside 08:00–20:00 in the schedule's time zone)", *lines],
+                         MAX_SECTION_TEXT)
 
 
 def _summary_fields(m: PeriodMetrics) -> list[str]:

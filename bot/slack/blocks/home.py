@@ -28,11 +28,13 @@ def home_view(
     policy: deadlines.Policy,
     now: datetime,
     dead_letters: Sequence[tuple[str, str]] = (),
+    oncall: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The Home view for views.publish. `incidents` are the most urgent first; `total_open` counts all.
 
     `dead_letters`: (incident id, Slack's reason) of the viewer's incidents whose Slack calls were
     set aside, so the commander learns that part of the story never reached Slack.
+    `oncall`: lines saying whether the viewer is on call and who is on call now (blocks/oncall.py).
     """
     shown = list(incidents[:INCIDENT_LIMIT])
     blocks: list[dict[str, Any]] = [
@@ -56,6 +58,9 @@ def home_view(
         ),
         {"type": "divider"},
     ]
+    if oncall:
+        text = mrkdwn.truncate("*On call*\n" + "\n".join(oncall), 2900)
+        blocks[-1:-1] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
     if dead_letters:
         lines = "\n".join(f"• {incident_id}: {reason}" for incident_id, reason in dead_letters[:10])
         text = (

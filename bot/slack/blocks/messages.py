@@ -17,6 +17,7 @@ USAGE = (
     f"• `{COMMAND} list`: the open incidents\n"
     f"• `{COMMAND} status INC-YYYY-MM-DD-NNN`: one incident's state\n"
     f"• `{COMMAND} maintenance`: schedule a maintenance window on the status page\n"
+    f"• `{COMMAND} oncall`: who is on call now and next; `{COMMAND} oncall cover`: cover a shift\n"
     f"• `{COMMAND} help`: this text\n"
     "Reply in an incident's thread to add to its timeline."
 )

@@ -1,4 +1,4 @@
-"""`/incident`: declare (modal), help, list, status."""
+"""`/incident`: declare (modal), help, list, status, oncall (who is on call; `cover` opens a form)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from bot.ids import COMMAND
 from bot.incidents import lifecycle as incidents
 from bot.incidents import queries as incident_queries
 from bot.incidents.forms import CommandText
+from bot.oncall import roster
 from bot.slack.blocks import messages, modals, status_modals
+from bot.slack.blocks import oncall as oncall_blocks
 from bot.slack.context import Runtime
 from bot.slack.forms import parse_command_text
 from bot.slack.listeners import Stage, after_ack, open_modal
@@ -69,6 +71,22 @@ def register(app: App, rt: Runtime, stage: Stage) -> None:
                     incident_queries.list_open(session, limit=LIST_LIMIT), incident_queries.count_open(session), now
                 )
             respond(**answer)
+        elif parsed.kind == "oncall":
+            now = utcnow()
+            with unit_of_work(rt.sessions) as session:
+                statuses = roster.roster(rt.settings.oncall, roster.indexes(session, now), now)
+            respond(**oncall_blocks.roster_answer(statuses, now))
+        elif parsed.kind == "oncall_cover":
+            names = sorted(rt.settings.oncall.schedules)
+            if not names:
+                respond(response_type="ephemeral", text="No on-call schedules are configured (the `oncall:` section).")
+                return
+            open_modal(
+                client,
+                lambda text: respond(response_type="ephemeral", text=text),
+                command.get("trigger_id", ""),
+                oncall_blocks.cover_modal(names),
+            )
         elif parsed.kind == "status":
             assert parsed.incident_id is not None
             with unit_of_work(rt.sessions) as session:

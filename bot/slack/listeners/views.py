@@ -1,4 +1,4 @@
-"""Modal submissions: declare, resolve, add a follow-up.
+"""Modal submissions: declare, resolve, add a follow-up, cover an on-call shift.
 
 Submissions are validated and stored before the ack, so a closed modal always means a saved
 change; bad input keeps the modal open with the error under the field.
@@ -22,8 +22,9 @@ from bot.incidents import outbox
 from bot.incidents import queries as incident_queries
 from bot.incidents.forms import FormErrors
 from bot.incidents.outbox import insert_ignoring_conflict
+from bot.oncall import roster
 from bot.slack.context import Runtime
-from bot.slack.forms import parse_declare, parse_follow_up, parse_resolve
+from bot.slack.forms import parse_cover, parse_declare, parse_follow_up, parse_resolve
 from bot.slack.status_forms import parse_final_update, parse_maintenance, parse_publish, parse_status_update
 from bot.statuspage import service as statuspage
 from bot.statuspage.model import LABELS
@@ -92,6 +93,19 @@ def register(app: App, rt: Runtime) -> None:
                 )
 
         submit(ack, body, Block.ROOT_CAUSE, work)
+
+    @app.view(Callback.ONCALL_COVER.value)
+    def cover_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        def work(session: Session) -> None:
+            form = parse_cover(view.get("state", {}).get("values"))
+            try:
+                override = roster.add_cover(session, rt.settings.oncall, form, by=body["user"]["id"], now=utcnow())
+            except roster.CoverError as exc:
+                field = Block.COVER_SCHEDULE if exc.field == "schedule" else Block.COVER_UNTIL
+                raise FormErrors({field.value: str(exc)}) from None
+            log.info("override %s: %s covers %s", override, form.user, form.schedule)
+
+        submit(ack, body, Block.COVER_SCHEDULE, work)
 
     @app.view(Callback.FOLLOW_UP.value)
     def follow_up_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
