@@ -31,9 +31,10 @@ from storage.models import (
 DEFINITIONS = (
     "**Period rule:** an incident counts in the period it was declared in, even when its impact began "
     "earlier or it was resolved later; open incidents and follow-ups are a snapshot at report time.",
-    "**MTTA** (mean time to acknowledge): declared → acknowledged, over acknowledged incidents.",
+    "**MTTA** (mean time to acknowledge): declared → acknowledged, over every acknowledged incident, "
+    "open or not.",
     "**MTTM** (mean time to mitigate): impact started → mitigated (or resolved, if never marked "
-    "mitigated), over resolved incidents.",
+    "mitigated), over every mitigated incident, open or not.",
     "**MTTR** (mean time to recovery): impact started → resolved, over resolved incidents only.",
     "**Median / p90:** by linear interpolation between the closest ranks; durations are skewed, so the "
     "mean alone misleads. *n* is the number of incidents the figure covers.",
