@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     monthly_digest_cron: str = "0 10 1-7 * mon"
     quarterly_digest_cron: str = "0 10 1-7 1,4,7,10 mon"
 
+    # Notification channels beyond Slack (CONTRACT.md, Settings). SMTP_URL may hold a password and
+    # the webhook URL a token: neither is ever printed whole (the tracker names their hosts only).
+    smtp_url: SecretStr | None = None
+    email_from: str | None = None  # None: incident-bot@<host>
+    page_webhook_url: SecretStr | None = None
+    page_webhook_secret: SecretStr | None = None
+    status_page: bool = False
+    status_page_url: str | None = None
+    status_page_title: str = "Status"
+
     alertmanager_token: SecretStr | None = None
     alert_auto_mitigate: bool = True
     alert_default_severity: str = "P2"
@@ -225,6 +235,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"{value!r} is not a valid crontab: {exc}") from None
         return value.strip()
 
+    @field_validator("smtp_url", "page_webhook_url", "status_page_url")
+    @classmethod
+    def _url_scheme(cls, value: Any, info: Any) -> Any:
+        schemes, shape = URL_SETTINGS[info.field_name]
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text and not url_host(text, schemes):
+            raise ValueError(f"must be {shape}")  # never the value: it may hold a password
+        return value if text else None
+
     @model_validator(mode="after")
     def _api_url_slash(self) -> Settings:
         # slack_sdk joins method names onto the base URL: without the slash they'd run together.
@@ -303,6 +322,25 @@ class Settings(BaseSettings):
                 raise SettingsError(f"CONFIG_FILE {config_file!r} is not valid YAML: {reason}") from None
         sources.append(file_secret_settings)
         return tuple(sources)
+
+
+URL_SETTINGS = {
+    "smtp_url": (("smtp", "smtps"), "smtp://[user:pass@]host[:port] or smtps://…"),
+    "page_webhook_url": (("https",), "an https:// URL"),
+    "status_page_url": (("http", "https"), "an http:// or https:// URL"),
+}
+
+
+def url_host(url: str, schemes: tuple[str, ...]) -> str | None:
+    """The host of a URL with one of these schemes, else None: what may be shown of a secret URL."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        host, _ = parts.hostname, parts.port  # .port raises on a port that is not a number
+    except ValueError:
+        return None
+    return host if parts.scheme.lower() in schemes and host else None
 
 
 def _check_severity_keys(value: dict[str, Any], field: str) -> None:
