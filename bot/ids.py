@@ -78,6 +78,7 @@ BOT_SCOPES: dict[str, str] = {
     "channels:history": "receive thread replies in public channels as message events (message.channels)",
     "groups:history": "receive thread replies in private channels as message events (message.groups)",
     "reactions:read": "receive reaction_added / reaction_removed (:pushpin: key events)",
+    "users:read": "the names the Markdown outputs print for user ids (users.info)",
     "files:write": "upload the weekly digest's chart (files_upload_v2: files.getUploadURLExternal and "
     "files.completeUploadExternal)",
 }

@@ -20,6 +20,7 @@ from bot.reports.formatting import (
     markdown_table,
     markdown_text,
     numbered,
+    with_names,
 )
 from bot.reports.metrics import PeriodMetrics
 from bot.reports.periods import Period, previous_period
@@ -31,8 +32,7 @@ from storage.models import (
 DEFINITIONS = (
     "**Period rule:** an incident counts in the period it was declared in, even when its impact began "
     "earlier or it was resolved later; open incidents and follow-ups are a snapshot at report time.",
-    "**MTTA** (mean time to acknowledge): declared → acknowledged, over every acknowledged incident, "
-    "open or not.",
+    "**MTTA** (mean time to acknowledge): declared → acknowledged, over every acknowledged incident, open or not.",
     "**MTTM** (mean time to mitigate): impact started → mitigated (or resolved, if never marked "
     "mitigated), over every mitigated incident, open or not.",
     "**MTTR** (mean time to recovery): impact started → resolved, over resolved incidents only.",
@@ -135,7 +135,7 @@ def render_report(session: Session, settings: Settings, kind: str, now: datetime
         "",
         *(f"- {definition}" for definition in DEFINITIONS),
     ]
-    return "\n".join(lines) + "\n"
+    return with_names(session, "\n".join(lines) + "\n")
 
 
 def _span(period: Period) -> str:

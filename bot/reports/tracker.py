@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.reports import metrics
-from bot.reports.formatting import fmt_duration, fmt_money, markdown_table
+from bot.reports.formatting import fmt_duration, fmt_money, markdown_table, with_names
 from bot.reports.periods import Period, current_period, custom_period, period_before, periods_back
 from bot.reports.postmortem import TEMPLATE_BLOCK, follow_ups_by_incident, incident_entry, timelines_by_incident
 from bot.reports.report import open_incident_lines, plural
@@ -96,7 +96,7 @@ def render_tracker(session: Session, settings: Settings, now: datetime, *, log_l
             "5. Create follow-up beads → 6. RCA (if P0/P1)",
         ],
     ]
-    return "\n\n---\n\n".join("\n".join(section) for section in sections) + "\n"
+    return with_names(session, "\n\n---\n\n".join("\n".join(section) for section in sections) + "\n")
 
 
 def _current_status_section(ctx: TrackerContext, today: str) -> list[str]:

@@ -13,6 +13,8 @@ from bot.incidents import escalation, timeline
 from bot.runtime.retention import retention_job
 from bot.slack.backfill import backfill_job
 from bot.slack.context import Runtime
+from bot.slack.people import INTERVAL_SECONDS as PEOPLE_INTERVAL
+from bot.slack.people import PeopleFiller, people_job
 from storage.db import unit_of_work
 from storage.errors import database_errors, run_logged
 from storage.models import ProcessedEvent, utcnow
@@ -62,6 +64,17 @@ def build_scheduler(rt: Runtime, *, extra_jobs: list[dict[str, Any]] | None = No
     every(sweep_job, rt.settings.escalation_check_interval, "escalation-sweep")
     if rt.settings.timeline_backfill_interval:
         every(backfill_job, rt.settings.timeline_backfill_interval, "timeline-backfill")
+    filler = PeopleFiller(rt.sessions, rt.client)
+    scheduler.add_job(
+        people_job,
+        "interval",
+        seconds=PEOPLE_INTERVAL,
+        args=[filler],
+        id="people",
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.add_job(forget_old_events, "interval", hours=1, args=[rt], id="forget-events", max_instances=1)
     # Daily, and first a little after start-up: a bot restarted every day would otherwise never prune.
     scheduler.add_job(
