@@ -96,6 +96,8 @@ def incident_entry(
         lines.append(f"- Alert: `{incident.alert_name}`")
     if incident.detection_url:
         lines.append(f"- Source: {incident.detection_url}")
+    if incident.reported_by:
+        lines.append(f"- Declared from a Slack message by <@{incident.reported_by}>")
     if incident.started_at < incident.declared_at:
         lines.append(f"- Impact began {fmt_when(incident.started_at)}, before it was declared")
     lines += ["", "**Impact:**", *bullets(incident.impact, "(not recorded)")]

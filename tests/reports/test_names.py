@@ -19,7 +19,14 @@ NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 def test_postmortem_tracker_and_report_print_names_and_unknown_ids_stay(sessions: SessionFactory) -> None:
     declared = NOW - timedelta(days=3)
-    row = incident(declared, severity="P1", declared_by="U0ALICE", commander="U0BOB", ack=timedelta(minutes=2))
+    row = incident(
+        declared,
+        severity="P1",
+        declared_by="U0ALICE",
+        commander="U0BOB",
+        reported_by="U0DAVE",
+        ack=timedelta(minutes=2),
+    )
     store(sessions, row)
     store(
         sessions,
@@ -56,6 +63,7 @@ def test_postmortem_tracker_and_report_print_names_and_unknown_ids_stay(sessions
     # Markdown punctuation in a name is escaped: "|" would split a table cell.
     assert "- 10:03 - Carol \\| Ops: paging dave\\_o and <@U0NOBODY>" in postmortem, postmortem
     assert "(owner Carol \\| Ops, due 2026-12-01)" in postmortem
+    assert "- Declared from a Slack message by dave\\_o" in postmortem
     for document in (postmortem, tracker, report):
         assert "<@U0BOB>" not in document and "<@U0CAROL>" not in document and "<@U0DAVE>" not in document
     assert "<@U0NOBODY>" in tracker  # nobody knows them: the id
