@@ -57,11 +57,13 @@ DEFINITIONS = (
 )
 
 
-def render_report(session: Session, settings: Settings, kind: str, now: datetime) -> str:
-    """The last complete week, month or quarter against the one before, as Markdown."""
+def render_report(
+    session: Session, settings: Settings, kind: str, now: datetime, *, period: Period | None = None
+) -> str:
+    """The last complete week, month or quarter (or `period`) against the one before, as Markdown."""
     if kind not in REPORT_TITLES:
         raise ValueError(f"unknown report {kind!r}: use weekly, monthly or quarterly")
-    period = previous_period(kind, now, settings.digest_timezone)
+    period = period or previous_period(kind, now, settings.digest_timezone)
     m = metrics.period_metrics(session, settings=settings, period=period, now=now)
     lines = [
         f"# {REPORT_TITLES[kind]}: {period.label}",
