@@ -64,12 +64,12 @@ def build_scheduler(rt: Runtime, *, extra_jobs: list[dict[str, Any]] | None = No
     every(sweep_job, rt.settings.escalation_check_interval, "escalation-sweep")
     if rt.settings.timeline_backfill_interval:
         every(backfill_job, rt.settings.timeline_backfill_interval, "timeline-backfill")
-    filler = PeopleFiller(rt.sessions, rt.client)
+    filler = PeopleFiller()
     scheduler.add_job(
         people_job,
         "interval",
         seconds=PEOPLE_INTERVAL,
-        args=[filler],
+        args=[rt, filler],
         id="people",
         next_run_time=datetime.now(UTC),
         max_instances=1,

@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.incidents import people
+from bot.slack.context import Runtime
 from storage.db import SessionFactory, unit_of_work
 from storage.errors import database_errors
 from storage.models import utcnow
@@ -28,32 +29,30 @@ NO_SUCH_USER = {"user_not_found", "user_not_visible", "account_inactive_user"}
 class PeopleFiller:
     """Fills `person` for unknown ids; `resume_at` (monotonic) holds it back after a 429."""
 
-    def __init__(self, sessions: SessionFactory, client: WebClient, *, per_run: int = PER_RUN) -> None:
-        self.sessions = sessions
-        self.client = client
+    def __init__(self, *, per_run: int = PER_RUN) -> None:
         self.per_run = per_run
         self.resume_at = 0.0
 
-    def run(self) -> int:
+    def run(self, sessions: SessionFactory, client: WebClient) -> int:
         """One bounded pass; returns how many profiles were stored."""
         if time.monotonic() < self.resume_at:
             return 0
-        with unit_of_work(self.sessions) as session:
+        with unit_of_work(sessions) as session:
             wanted = people.unknown_ids(session, now=utcnow(), limit=self.per_run)
         stored = 0
         for user_id in wanted:
-            profile = self._ask(user_id)
+            profile = self._ask(client, user_id)
             if profile is None:
                 break
-            with unit_of_work(self.sessions) as session:
+            with unit_of_work(sessions) as session:
                 people.remember(session, profile, now=utcnow())
             stored += 1
         return stored
 
-    def _ask(self, user_id: str) -> people.Profile | None:
+    def _ask(self, client: WebClient, user_id: str) -> people.Profile | None:
         """The profile Slack has for this id; None when this run must stop here."""
         try:
-            response = self.client.users_info(user=user_id)
+            response = client.users_info(user=user_id)
         except SlackApiError as exc:
             answer: Any = exc.response
             if getattr(answer, "status_code", None) == 429:
@@ -89,6 +88,6 @@ def remember_payload_profile(session: Any, user_id: Any, payload: Any) -> None:
         people.remember(session, profile, now=utcnow(), replace=False)
 
 
-def people_job(filler: PeopleFiller) -> None:
+def people_job(rt: Runtime, filler: PeopleFiller) -> None:
     with database_errors(log, "people names"):
-        filler.run()
+        filler.run(rt.sessions, rt.client)

@@ -31,11 +31,12 @@ def test_a_run_asks_for_a_bounded_number_of_unknown_ids(sessions: SessionFactory
     history(sessions, "U0ALICE", "U0BOB", "U0CAROL")
     users = {"U0BOB": {"profile": {"display_name": "", "real_name": "Bob Builder"}}}
     with FakeSlack(users=users) as fake:
-        filler = PeopleFiller(sessions, WebClient(token="xoxb-test", base_url=fake.url), per_run=2)
-        assert filler.run() == 2
+        client = WebClient(token="xoxb-test", base_url=fake.url)
+        filler = PeopleFiller(per_run=2)
+        assert filler.run(sessions, client) == 2
         assert [c.params["user"] for c in fake.calls("users.info")] == ["U0ALICE", "U0BOB"]
-        assert filler.run() == 1
-        assert filler.run() == 0  # everyone known: no call at all
+        assert filler.run(sessions, client) == 1
+        assert filler.run(sessions, client) == 0  # everyone known: no call at all
         assert len(fake.calls("users.info")) == 3
     assert known(sessions, "U0ALICE", "U0BOB", "U0CAROL") == {
         "U0ALICE": "alice",
@@ -47,23 +48,25 @@ def test_a_run_asks_for_a_bounded_number_of_unknown_ids(sessions: SessionFactory
 def test_a_429_ends_the_run_and_the_next_waits_out_retry_after(sessions: SessionFactory) -> None:
     history(sessions, "U0ALICE", "U0BOB")
     with FakeSlack() as fake:
-        filler = PeopleFiller(sessions, WebClient(token="xoxb-test", base_url=fake.url))
+        client = WebClient(token="xoxb-test", base_url=fake.url)
+        filler = PeopleFiller()
         fake.fail("users.info", status=429, retry_after=30)
-        assert filler.run() == 0
+        assert filler.run(sessions, client) == 0
         assert len(fake.calls("users.info")) == 1  # stopped at the first 429
-        assert filler.run() == 0
+        assert filler.run(sessions, client) == 0
         assert len(fake.calls("users.info")) == 1  # still inside Retry-After: not asked again
         filler.resume_at = time.monotonic()  # Retry-After over
-        assert filler.run() == 2
+        assert filler.run(sessions, client) == 2
 
 
 def test_an_unknown_user_is_remembered_without_a_name_and_not_asked_again(sessions: SessionFactory) -> None:
     history(sessions, "U0GONE")
     with FakeSlack() as fake:
-        filler = PeopleFiller(sessions, WebClient(token="xoxb-test", base_url=fake.url))
+        client = WebClient(token="xoxb-test", base_url=fake.url)
+        filler = PeopleFiller()
         fake.fail("users.info", status=200, error="user_not_found")
-        assert filler.run() == 1
-        assert filler.run() == 0
+        assert filler.run(sessions, client) == 1
+        assert filler.run(sessions, client) == 0
         assert len(fake.calls("users.info")) == 1
     assert known(sessions, "U0GONE") == {}
 
