@@ -194,8 +194,10 @@ def _generate(rng: random.Random, count: int, now: datetime, counters: dict[date
         severity = rng.choices(tuple(SEVERITY_WEIGHTS), weights=tuple(SEVERITY_WEIGHTS.values()))[0]
         from_alert = rng.random() < ALERT_SHARE
         category = rng.choices(categories, weights=CATEGORY_WEIGHTS)[0]
-        candidates = [r for r in recent if r[3] < declared and declared - r[3] <= REPEAT_WINDOW]
-        if candidates and rng.random() < REPEAT_SHARE:
+        # The draw first: the scan of recent resolutions is only worth it for a repeat.
+        repeat = rng.random() < REPEAT_SHARE
+        candidates = [r for r in recent if r[3] < declared and declared - r[3] <= REPEAT_WINDOW] if repeat else []
+        if candidates:
             # A repeat: the same thing breaks again within 30 days of the last fix.
             category, affected, alert_name, _ = rng.choice(candidates)
             from_alert = alert_name is not None
@@ -333,7 +335,7 @@ def _fresh_service(
         return not any(t <= declared for t in times)
 
     services = SERVICES[category]
-    for _ in range(6):
+    for _ in range(3):
         qualifier = rng.choice(QUALIFIERS)
         name = f"{rng.choice(services)} ({qualifier})" if qualifier else rng.choice(services)
         if free(name):

@@ -19,6 +19,8 @@ from bot.demo.vocabulary import (
 from storage.models import EntryKind, SystemEvent
 
 TARGET_NAMES = {"response": "response", "resolution": "resolution"}
+# Enum values looked up once: a seed writes a million entries.
+_MESSAGE, _SYSTEM = EntryKind.MESSAGE.value, EntryKind.SYSTEM.value
 
 
 def thread(
@@ -105,7 +107,7 @@ def _reply(
         files = [{"name": "graph.png", "permalink": f"https://example.slack.com/files/{incident_id}/{ts}"}]
     return {
         "incident_id": incident_id,
-        "kind": EntryKind.MESSAGE.value,
+        "kind": _MESSAGE,
         "event": None,
         "author": author,
         "text": text,
@@ -186,7 +188,7 @@ def system(
 ) -> dict[str, Any]:
     return {
         "incident_id": incident_id,
-        "kind": EntryKind.SYSTEM.value,
+        "kind": _SYSTEM,
         "event": event.value,
         "author": author,
         "text": text,
