@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from bot.reports.periods import Period, PeriodError
 from bot.settings import Settings, SettingsError, load_settings
 from storage import db, urls
 
@@ -26,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     postmortem.add_argument("incident_id", metavar="INC-YYYY-MM-DD-NNN")
     report = commands.add_parser("report", help="print a weekly, monthly or quarterly summary")
     report.add_argument("period", choices=["weekly", "monthly", "quarterly"])
+    report.add_argument(
+        "--period",
+        dest="named_period",
+        metavar="PERIOD",
+        help="that week, month or quarter instead of the last one: 2026-W44 (ISO week), 2026-10, 2026-Q3",
+    )
     report.add_argument("--post", action="store_true", help="also post it to the incident channel")
     commands.add_parser("tracker", help="print the whole incident tracker as Markdown")
     outbox = commands.add_parser("outbox", help="list the Slack calls set aside as dead letters; `retry` queues them")
@@ -58,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(settings)
         if args.command == "outbox":
             return _outbox(args, settings)
+        if args.command == "report":
+            args.target = _named_period(args, settings)
         if args.command == "statuspage":
             return _statuspage_export(args.directory, settings)
         if args.command == "oncall":
@@ -125,9 +134,9 @@ def _offline(args: argparse.Namespace, settings: Settings) -> int:
         from bot.reports.report import render_report
 
         with db.unit_of_work(sessions) as session:
-            print(render_report(session, settings, args.period, utcnow()))
+            print(render_report(session, settings, args.period, utcnow(), period=args.target))
         if args.post:
-            return post_report_now(settings, sessions, args.period)
+            return post_report_now(settings, sessions, args.period, target=args.target)
         return 0
     if args.command == "seed":
         from bot.demo.seed import SeedRefused, seed
@@ -143,6 +152,24 @@ def _offline(args: argparse.Namespace, settings: Settings) -> int:
         print(f"seeded {written} incidents")
         return 0
     raise AssertionError(args.command)
+
+
+def _named_period(args: argparse.Namespace, settings: Settings) -> Period | None:
+    """`report --period`, checked before anything opens the database."""
+    if args.named_period is None:
+        return None
+    from bot.reports.periods import named_period
+    from storage.models import utcnow
+
+    now = utcnow()
+    try:
+        period = named_period(args.period, args.named_period, settings.digest_timezone, now=now)
+    except PeriodError as exc:
+        raise SettingsError(str(exc)) from None
+    if args.post and period.end > now:
+        # Its digest is posted once, when it is over: posting it now would take that post's place.
+        raise SettingsError(f"--period {args.named_period} is not over yet: --post posts complete periods only")
+    return period
 
 
 def _outbox(args: argparse.Namespace, settings: Settings) -> int:
@@ -263,8 +290,10 @@ def _require_bot_token(settings: Settings) -> None:
 REPORT_POST_TIMEOUT_SECONDS = 60.0
 
 
-def post_report_now(settings: Settings, sessions: db.SessionFactory, period: str) -> int:
-    """Post the last complete period's digest now, through the same claim as the scheduled job.
+def post_report_now(
+    settings: Settings, sessions: db.SessionFactory, period: str, *, target: Period | None = None
+) -> int:
+    """Post the last complete period's digest (or `target`'s) now, through the same claim as the scheduled job.
 
     Returns the exit code: 0 when posted (or already posted for that period), 1 when Slack did not
     take it in time; it then stays queued and a running bot delivers it.
@@ -280,7 +309,7 @@ def post_report_now(settings: Settings, sessions: db.SessionFactory, period: str
     from storage.models import utcnow
 
     now = utcnow()
-    target = previous_period(period, now, settings.digest_timezone)
+    target = target or previous_period(period, now, settings.digest_timezone)
     with unit_of_work(sessions) as session:
         won = claim(session, target, now=now)
     if not won:

@@ -20,6 +20,24 @@ MIN_SHARED_SECRET = 16
 SHARED_SECRETS = ("ALERTMANAGER_TOKEN", "PAGE_WEBHOOK_SECRET")
 
 
+class SettingsError(ValueError):
+    """An operator mistake in the configuration: shown as one line, never a traceback.
+
+    `problems` has one entry per setting at fault (`incident-bot check` prints them a line each).
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or [message]
+
+    @property
+    def lines(self) -> list[str]:
+        """One per mistake, for the CLI to print (the message joins them with "; ")."""
+        if self.problems == [str(self)]:
+            return self.problems
+        return [f"invalid settings: {problem}" for problem in self.problems]
+
+
 class ConfigFileError(ValueError):
     """CONFIG_FILE cannot be used; the message names it and says why."""
 
@@ -108,3 +126,22 @@ def plain_seconds(value: Any) -> Any:
 def check_contact(contact: str) -> None:
     if not contact or contact[0] not in "UWS" or not contact[1:].isalnum():
         raise ValueError(f"{contact!r} is not a Slack user (U…/W…) or user-group (S…) id")
+
+
+URL_SETTINGS = {
+    "smtp_url": (("smtp", "smtps"), "smtp://[user:pass@]host[:port] or smtps://…"),
+    "page_webhook_url": (("https", "http"), "an https:// URL (http:// only inside your network)"),
+    "status_page_url": (("http", "https"), "an http:// or https:// URL"),
+}
+
+
+def url_host(url: str, schemes: tuple[str, ...]) -> str | None:
+    """The host of a URL with one of these schemes, else None: what may be shown of a secret URL."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        host, _ = parts.hostname, parts.port  # .port raises on a port that is not a number
+    except ValueError:
+        return None
+    return host if parts.scheme.lower() in schemes and host else None

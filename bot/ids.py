@@ -98,11 +98,11 @@ BOT_SCOPES: dict[str, str] = {
     "channels:history": "receive thread replies in public channels as message events (message.channels)",
     "groups:history": "receive thread replies in private channels as message events (message.groups)",
     "reactions:read": "receive reaction_added / reaction_removed (:pushpin: key events)",
+    "users:read": "the names the Markdown outputs print, and the people oncall: names (users.info)",
     "files:write": "upload the weekly digest's chart (files_upload_v2: files.getUploadURLExternal and "
     "files.completeUploadExternal)",
     "im:write": "open the direct message of an on-call page or handoff notice (conversations.open)",
     "im:history": "look for a page's DM before sending it again, so it goes out once (conversations.history)",
     "usergroups:write": "keep a schedule's user group equal to whoever is on call (usergroups.users.update)",
-    "users:read": "check the people the oncall: section names at start-up (users.info)",
     "users:read.email": "a page's e-mail address from the Slack profile when `people:` gives none (users.info)",
 }

@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from bot import config_checks, crontab
+from bot.config_checks import URL_SETTINGS, SettingsError, url_host
 from bot.escalation_policy import (
     DEFAULT_RESOLUTION_TARGETS,
     DEFAULT_RESPONSE_TARGETS,
@@ -34,24 +35,6 @@ DURATIONS = ("response_targets", "resolution_targets", "update_reminder", "escal
 OTHER_SECTIONS = ("oncall", "status_page")
 # The secrets whose shape is checked before `run` (PAGE_WEBHOOK_SECRET once it is a setting).
 SECRETS = ("slack_bot_token", "slack_signing_secret", "slack_app_token", "alertmanager_token", "page_webhook_secret")
-
-
-class SettingsError(ValueError):
-    """An operator mistake in the configuration: shown as one line, never a traceback.
-
-    `problems` has one entry per setting at fault (`incident-bot check` prints them a line each).
-    """
-
-    def __init__(self, message: str, problems: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.problems = problems or [message]
-
-    @property
-    def lines(self) -> list[str]:
-        """One per mistake, for the CLI to print (the message joins them with "; ")."""
-        if self.problems == [str(self)]:
-            return self.problems
-        return [f"invalid settings: {problem}" for problem in self.problems]
 
 
 class Settings(BaseSettings):
@@ -239,8 +222,10 @@ class Settings(BaseSettings):
     @field_validator("smtp_url")
     @classmethod
     def _smtp_scheme(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and value.get_secret_value() and not value.get_secret_value().startswith(
-            ("smtp://", "smtps://")
+        if (
+            value is not None
+            and value.get_secret_value()
+            and not value.get_secret_value().startswith(("smtp://", "smtps://"))
         ):
             raise ValueError("must start with smtp:// or smtps://")
         return value if value is not None and value.get_secret_value() else None
@@ -253,6 +238,15 @@ class Settings(BaseSettings):
         if self.page_webhook_url and not secret:
             raise ValueError("PAGE_WEBHOOK_URL is set but PAGE_WEBHOOK_SECRET is not: receivers need it to check pages")
         return self
+
+    @field_validator("smtp_url", "page_webhook_url", "status_page_url")
+    @classmethod
+    def _url_scheme(cls, value: Any, info: Any) -> Any:
+        schemes, shape = URL_SETTINGS[info.field_name]
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text and not url_host(text, schemes):
+            raise ValueError(f"must be {shape}")  # never the value: it may hold a password
+        return value if text else None
 
     @model_validator(mode="after")
     def _api_url_slash(self) -> Settings:

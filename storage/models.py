@@ -141,6 +141,7 @@ class Incident(SQLModel, table=True):
     lessons_didnt: str | None = None
 
     declared_by: str | None = Field(default=None, max_length=32)
+    reported_by: str | None = Field(default=None, max_length=32)  # whose message it was declared from
     commander: str | None = Field(default=None, max_length=32)
     source: str = Field(default="slack", max_length=16)
     alert_name: str | None = None

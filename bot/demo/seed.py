@@ -13,7 +13,9 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from bot.demo.story import thread
 from bot.demo.vocabulary import (
+    ALERT_SHARE,
     ALERTS,
     CATEGORY_WEIGHTS,
     CHANNEL,
@@ -22,30 +24,35 @@ from bot.demo.vocabulary import (
     LESSONS_DIDNT,
     LESSONS_WORKED,
     MEDIAN_MINUTES,
-    MESSAGES,
+    PEOPLE,
+    QUALIFIERS,
+    REMEDIES,
+    REOPEN_SHARE,
+    REPEAT_SHARE,
     ROOT_CAUSE_WEIGHTS,
     SERVICES,
     SEVERITY_WEIGHTS,
     SYMPTOMS,
     USERS,
 )
+from bot.reports.metrics.results import REPEAT_WINDOW
 from bot.settings import DEFAULT_RESOLUTION_TARGETS, DEFAULT_RESPONSE_TARGETS, DEFAULT_RUNBOOKS
 from storage.db import SessionFactory, unit_of_work
 from storage.models import (
     ROOT_CAUSE_CLASSES,
     AlertNotification,
     DayCounter,
-    EntryKind,
     Escalation,
     EscalationKind,
     FollowUp,
     Incident,
     Outbox,
+    Reopen,
     RunbookUse,
     Status,
-    SystemEvent,
     TimelineEntry,
 )
+from storage.people import Person
 
 CHUNK = 5000  # rows per INSERT batch
 
@@ -65,6 +72,7 @@ class _Batch:
     follow_ups: list[dict[str, Any]] = field(default_factory=list)
     runbook_uses: list[dict[str, Any]] = field(default_factory=list)
     escalations: list[dict[str, Any]] = field(default_factory=list)
+    reopens: list[dict[str, Any]] = field(default_factory=list)
 
     def size(self) -> int:
         return len(self.incidents) + len(self.timeline)
@@ -89,7 +97,7 @@ def seed(session_factory: SessionFactory, *, incidents: int, seed: int | None, n
         counters: dict[date, int] = {}
         batch = _Batch()
         for bundle in _generate(rng, incidents, now, counters):
-            for name in ("incidents", "timeline", "follow_ups", "runbook_uses", "escalations"):
+            for name in ("incidents", "timeline", "follow_ups", "runbook_uses", "escalations", "reopens"):
                 getattr(batch, name).extend(getattr(bundle, name))
             if batch.size() >= CHUNK * 4:
                 _flush(session, batch)
@@ -97,10 +105,17 @@ def seed(session_factory: SessionFactory, *, incidents: int, seed: int | None, n
         _flush(session, batch)
         counter_rows = [{"day": day, "last": last} for day, last in sorted(counters.items())]
         _insert(session, DayCounter, counter_rows)
+        # The synthetic people's names, so the Markdown outputs print them (any earlier copy replaced).
+        session.execute(sa.delete(_table(Person)).where(_table(Person).c.user_id.in_(USERS)))
+        people = [
+            {"user_id": user_id, "display_name": display, "real_name": real, "email": None, "updated_at": now}
+            for user_id, (display, real) in zip(USERS, PEOPLE, strict=True)
+        ]
+        _insert(session, Person, people)
         # Fresh statistics after a bulk load: without them the planner guesses, badly, until
         # autovacuum gets round to it (SQLite's planner does not need them).
         if session.get_bind().dialect.name == "postgresql":
-            for model in (Incident, TimelineEntry, FollowUp, RunbookUse, Escalation, DayCounter):
+            for model in (Incident, TimelineEntry, FollowUp, RunbookUse, Escalation, Reopen, DayCounter):
                 session.execute(sa.text(f"ANALYZE {_table(model).name}"))
     return incidents
 
@@ -111,7 +126,17 @@ def _table(model: Any) -> sa.Table:
 
 def _clear(session: Session) -> None:
     # Children first: the foreign keys point at incident.
-    for model in (TimelineEntry, FollowUp, Escalation, RunbookUse, Outbox, AlertNotification, Incident, DayCounter):
+    for model in (
+        TimelineEntry,
+        FollowUp,
+        Escalation,
+        RunbookUse,
+        Reopen,
+        Outbox,
+        AlertNotification,
+        Incident,
+        DayCounter,
+    ):
         session.execute(sa.delete(_table(model)))
 
 
@@ -127,6 +152,7 @@ def _flush(session: Session, batch: _Batch) -> None:
     _insert(session, FollowUp, batch.follow_ups)
     _insert(session, RunbookUse, batch.runbook_uses)
     _insert(session, Escalation, batch.escalations)
+    _insert(session, Reopen, batch.reopens)
 
 
 def _declaration_times(rng: random.Random, count: int, now: datetime) -> list[datetime]:
@@ -147,13 +173,15 @@ def _declaration_times(rng: random.Random, count: int, now: datetime) -> list[da
 
 
 def _lognormal_minutes(rng: random.Random, median: float, sigma: float) -> timedelta:
-    return timedelta(seconds=round(rng.lognormvariate(math.log(median), sigma) * 60))
+    # Ten seconds at least: every step of an incident takes some time, and its thread fits between.
+    return timedelta(seconds=max(round(rng.lognormvariate(math.log(median), sigma) * 60), 10))
 
 
 def _generate(rng: random.Random, count: int, now: datetime, counters: dict[date, int]) -> Iterator[_Batch]:
     times = _declaration_times(rng, count, now)
     open_count = min(5, max(1, count // 10)) if count else 0
     recent: deque[tuple[str, str, str | None, datetime]] = deque(maxlen=60)
+    resolutions: dict[tuple[str, str], list[datetime]] = {}  # (category, service) -> when resolved
     categories = tuple(SERVICES)
     runbooks_by_category = {
         category: [name for name, rb in DEFAULT_RUNBOOKS.items() if category in rb.categories]
@@ -164,15 +192,18 @@ def _generate(rng: random.Random, count: int, now: datetime, counters: dict[date
         counters[day] = counters.get(day, 0) + 1
         incident_id = f"INC-{day:%Y-%m-%d}-{counters[day]:03d}"
         severity = rng.choices(tuple(SEVERITY_WEIGHTS), weights=tuple(SEVERITY_WEIGHTS.values()))[0]
-        from_alert = rng.random() < 0.4
+        from_alert = rng.random() < ALERT_SHARE
         category = rng.choices(categories, weights=CATEGORY_WEIGHTS)[0]
-        affected = rng.choice(SERVICES[category])
-        alert_name = f"{rng.choice(ALERTS)}:{affected}" if from_alert else None
-        candidates = [r for r in recent if r[3] < declared and declared - r[3] <= timedelta(days=30)]
-        if candidates and rng.random() < 0.15:
+        # The draw first: the scan of recent resolutions is only worth it for a repeat.
+        repeat = rng.random() < REPEAT_SHARE
+        candidates = [r for r in recent if r[3] < declared and declared - r[3] <= REPEAT_WINDOW] if repeat else []
+        if candidates:
             # A repeat: the same thing breaks again within 30 days of the last fix.
             category, affected, alert_name, _ = rng.choice(candidates)
             from_alert = alert_name is not None
+        else:
+            affected = _fresh_service(rng, category, declared, resolutions)
+            alert_name = f"{rng.choice(ALERTS)}:{affected}" if from_alert else None
         symptom = rng.choice(SYMPTOMS)
         started = declared - (timedelta(0) if rng.random() < 0.6 else _lognormal_minutes(rng, 4, 0.8))
         ack_m, mit_m, res_m = MEDIAN_MINUTES[severity]
@@ -190,9 +221,26 @@ def _generate(rng: random.Random, count: int, now: datetime, counters: dict[date
         )
         if acknowledged is None:
             mitigated = resolved = None
+        reopen: dict[str, Any] | None = None
+        if resolved is not None and rng.random() < REOPEN_SHARE:
+            # Fixed, then back: reopened a while later, mitigated and resolved again.
+            reopened = resolved + _lognormal_minutes(rng, 120, 1.0)
+            spell_mitigated = reopened + _lognormal_minutes(rng, mit_m, 0.9)
+            final = spell_mitigated + _lognormal_minutes(rng, res_m, 1.0)
+            if final <= now:
+                reopen = {
+                    "incident_id": incident_id,
+                    "seq": 1,
+                    "resolved_before": resolved,
+                    "reopened_at": reopened,
+                    "reopened_by": rng.choice(USERS),
+                    "mitigated_at": spell_mitigated,
+                }
+                resolved = final
         status = Status.RESOLVED if resolved else Status.MITIGATED if mitigated else Status.INVESTIGATING
-        declared_by = rng.choice(USERS)
+        declared_by = None if from_alert else rng.choice(USERS)
         commander = rng.choice(USERS) if acknowledged else None
+        remedy = rng.choice(tuple(REMEDIES))
         runbook = None
         if rng.random() < 0.5:
             runbook = rng.choice(runbooks_by_category[category] or ["Rollback Procedures"])
@@ -233,7 +281,7 @@ def _generate(rng: random.Random, count: int, now: datetime, counters: dict[date
             "resolved_at": resolved,
             "next_check_at": None if resolved else now,
             "last_activity_at": resolved or now,
-            "reopened_count": 0,
+            "reopened_count": 1 if reopen else 0,
             "channel_id": CHANNEL,
             "card_ts": f"{declared.timestamp():.6f}",
         }
@@ -241,112 +289,61 @@ def _generate(rng: random.Random, count: int, now: datetime, counters: dict[date
             cause = rng.choices(ROOT_CAUSE_CLASSES, weights=ROOT_CAUSE_WEIGHTS)[0]
             row["root_cause_class"] = cause
             row["root_cause"] = f"{cause} in {affected}"
-            row["resolution"] = rng.choice(
-                ("Rolled back the deploy", "Scaled out the service", "Fixed the configuration", "Failed over")
-            )
+            row["resolution"] = remedy
             if severity in ("P0", "P1") and rng.random() < 0.8:
                 row["rca_url"] = f"https://docs.example.com/rca/{incident_id}"
             if rng.random() < 0.3:
                 row["lessons_worked"] = rng.choice(LESSONS_WORKED)
                 row["lessons_didnt"] = rng.choice(LESSONS_DIDNT)
             recent.append((category, affected, alert_name, resolved))
-        bundle = _Batch(incidents=[row])
-        _timeline(rng, bundle, row, now)
+            resolutions.setdefault((category, affected), []).append(resolved)
+        bundle = _Batch(incidents=[row], reopens=[reopen] if reopen else [])
         _children(rng, bundle, row, now)
+        responders = [commander or rng.choice(USERS), *rng.sample(USERS, k=2)]
+        bundle.timeline = thread(
+            rng,
+            row,
+            remedy=remedy,
+            responders=responders,
+            escalations=bundle.escalations,
+            reopen=reopen,
+            targets=_TARGETS[severity],
+            now=now,
+        )
         yield bundle
 
 
-def _timeline(rng: random.Random, bundle: _Batch, row: dict[str, Any], now: datetime) -> None:
-    incident_id = row["id"]
-    declared: datetime = row["declared_at"]
-    end: datetime = row["resolved_at"] or now
-    entries = [
-        _system(
-            incident_id,
-            SystemEvent.DECLARED,
-            declared,
-            row["declared_by"],
-            f"Declared by <@{row['declared_by']}> as {row['severity']}",
-        ),
-    ]
-    if row["acknowledged_at"]:
-        entries.append(
-            _system(
-                incident_id,
-                SystemEvent.ACKNOWLEDGED,
-                row["acknowledged_at"],
-                row["commander"],
-                f"Acknowledged by <@{row['commander']}>",
-            )
-        )
-    if row["mitigated_at"]:
-        entries.append(
-            _system(
-                incident_id,
-                SystemEvent.STATUS_CHANGED,
-                row["mitigated_at"],
-                row["commander"],
-                f"Status changed to Mitigated by <@{row['commander']}>",
-            )
-        )
-    if row["resolved_at"]:
-        entries.append(
-            _system(
-                incident_id,
-                SystemEvent.RESOLVED,
-                row["resolved_at"],
-                row["commander"],
-                f"Resolved by <@{row['commander']}>",
-            )
-        )
-    span = max((end - declared).total_seconds(), 60.0)
-    responders = rng.sample(USERS, k=3)
-    used_ts: set[str] = set()
-    for _ in range(rng.randint(5, 20) - len(entries)):
-        when = declared + timedelta(seconds=round(rng.random() * span))
-        ts = f"{when.timestamp():.6f}"
-        while ts in used_ts:
-            when += timedelta(microseconds=1)
-            ts = f"{when.timestamp():.6f}"
-        used_ts.add(ts)
-        roll = rng.random()
-        files = []
-        if roll < 0.05:
-            files = [{"name": "graph.png", "permalink": f"https://example.slack.com/files/{incident_id}/{ts}"}]
-        entries.append(
-            {
-                "incident_id": incident_id,
-                "kind": EntryKind.MESSAGE.value,
-                "event": None,
-                "author": rng.choice(responders),
-                "text": rng.choice(MESSAGES).format(service=row["affected"]),
-                "slack_ts": ts,
-                "edited_ts": f"{when.timestamp() + 60:.6f}" if 0.05 <= roll < 0.10 else None,
-                "files": files,
-                "data": {},
-                "deleted": 0.10 <= roll < 0.13,
-                "key_event": 0.13 <= roll < 0.21,
-                "occurred_at": when,
-            }
-        )
-    bundle.timeline.extend(entries)
+_TARGETS = {
+    severity: {"response": DEFAULT_RESPONSE_TARGETS[severity], "resolution": DEFAULT_RESOLUTION_TARGETS[severity]}
+    for severity in DEFAULT_RESPONSE_TARGETS
+}
 
 
-def _system(incident_id: str, event: SystemEvent, when: datetime, author: str | None, text: str) -> dict[str, Any]:
-    return {
-        "incident_id": incident_id,
-        "kind": EntryKind.SYSTEM.value,
-        "event": event.value,
-        "author": author,
-        "text": text,
-        "slack_ts": None,
-        "edited_ts": None,
-        "files": [],
-        "data": {},
-        "deleted": False,
-        "key_event": False,
-        "occurred_at": when,
-    }
+def _fresh_service(
+    rng: random.Random, category: str, declared: datetime, resolutions: dict[tuple[str, str], list[datetime]]
+) -> str:
+    """A service (and where in it) with no resolution in the 30 days before `declared`: not a repeat.
+
+    Repeats are planted, at REPEAT_SHARE; with a handful of services every incident would be one.
+    """
+
+    def free(name: str) -> bool:
+        times = resolutions.get((category, name))
+        if not times:
+            return True
+        times[:] = [t for t in times if declared - t <= REPEAT_WINDOW]  # older ones never matter again
+        return not any(t <= declared for t in times)
+
+    services = SERVICES[category]
+    for _ in range(3):
+        qualifier = rng.choice(QUALIFIERS)
+        name = f"{rng.choice(services)} ({qualifier})" if qualifier else rng.choice(services)
+        if free(name):
+            return name
+    shard = len(resolutions)
+    while not free(name := f"{rng.choice(services)} (shard {shard})"):
+        shard += 1
+    return name
 
 
 def _children(rng: random.Random, bundle: _Batch, row: dict[str, Any], now: datetime) -> None:

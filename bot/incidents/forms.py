@@ -44,6 +44,7 @@ class DeclareForm:
     affected_users: int | None = None
     detection: str | None = None
     detection_url: str | None = None
+    reported_by: str | None = None  # who wrote the Slack message it was declared from
     category: str | None = None
     commander: str | None = None
 

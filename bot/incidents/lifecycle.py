@@ -51,6 +51,7 @@ def declare(
         affected_users=form.affected_users,
         detection=form.detection,
         detection_url=form.detection_url,
+        reported_by=form.reported_by,
         category=form.category,
         declared_by=declared_by,
         commander=form.commander,

@@ -6,6 +6,9 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from sqlmodel import Session
+
+from bot.incidents import people
 from bot.reports.metrics import DurationStats
 
 REPORT_TITLES = {
@@ -19,6 +22,13 @@ _SLACK_LINK = re.compile(r"<(https?://[^|>]+)\|([^>]+)>")
 
 
 _SLACK_BARE_LINK = re.compile(r"<(https?://[^|>]+)>")
+
+
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+# A name is text, not markup: "|" must not split a table cell, "*" must not start emphasis.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]<>|#])")
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -69,12 +79,22 @@ def fmt_when(moment: datetime) -> str:
 
 def markdown_text(text: str | None) -> str:
     """Slack mrkdwn as stored, turned into Markdown: links become links, escapes are undone.
-    Mentions stay `<@U…>` so a reader can still look the person up."""
+    Mentions stay `<@U…>` here; `with_names` prints the names once the document is whole."""
     if not text:
         return ""
     text = _SLACK_LINK.sub(r"[\2](\1)", text)
     text = _SLACK_BARE_LINK.sub(r"\1", text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def with_names(session: Session, markdown: str) -> str:
+    """Every `<@U…>` in a finished document as the person's name when `person` knows it, else
+    as it was (the id, which a reader can still look up in Slack)."""
+    ids = {match.group(1) for match in _MENTION.finditer(markdown)}
+    if not ids:
+        return markdown
+    known = {user_id: _MARKDOWN_PUNCTUATION.sub(r"\\\1", name) for user_id, name in people.names(session, ids).items()}
+    return _MENTION.sub(lambda m: known.get(m.group(1)) or m.group(0), markdown)
 
 
 def bullets(text: str | None, empty: str) -> list[str]:

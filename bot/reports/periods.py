@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -75,6 +76,52 @@ def current_period(kind: str, now: datetime, tz: str | tzinfo = "UTC") -> Period
     else:
         raise ValueError(f"unknown period kind {kind!r}: use one of {', '.join(KINDS)}")
     return Period(kind, start.astimezone(UTC), end.astimezone(UTC), label, _zone_name(tz))
+
+
+class PeriodError(ValueError):
+    """A period the operator typed that is not one: the message says what to type instead."""
+
+
+_PERIOD_FORMS = {
+    "weekly": "YYYY-Www (ISO week, e.g. 2026-W44)",
+    "monthly": "YYYY-MM (e.g. 2026-10)",
+    "quarterly": "YYYY-Qn (e.g. 2026-Q3)",
+}
+_PERIOD_KINDS = (
+    ("weekly", re.compile(r"(\d{4})-W(\d{2})")),
+    ("monthly", re.compile(r"(\d{4})-(\d{2})")),
+    ("quarterly", re.compile(r"(\d{4})-Q(\d)")),
+)
+
+
+def named_period(kind: str, text: str, tz: str | tzinfo = "UTC", *, now: datetime | None = None) -> Period:
+    """`2026-W44`, `2026-10` or `2026-Q3` as the week, month or quarter of `kind`, in `tz`.
+
+    Raises PeriodError for another shape, a week, month or quarter that does not exist, one of
+    another kind than `kind`, or one that has not begun at `now`.
+    """
+    found = next(((k, m) for k, pattern in _PERIOD_KINDS if (m := pattern.fullmatch(text.strip()))), None)
+    if found is None:
+        raise PeriodError(f"--period {text!r} is not a period: use {_PERIOD_FORMS.get(kind, _PERIOD_FORMS['monthly'])}")
+    found_kind, match = found
+    if found_kind != kind:
+        raise PeriodError(f"--period {text} is a {found_kind} period: use `report {found_kind} --period {text}`")
+    year, number = int(match.group(1)), int(match.group(2))
+    try:
+        if kind == "weekly":
+            day = date.fromisocalendar(year, number, 1)
+        elif kind == "monthly":
+            day = date(year, number, 1)
+        else:
+            if not 1 <= number <= 4:
+                raise ValueError("quarter")
+            day = date(year, 3 * number - 2, 1)
+    except ValueError:
+        raise PeriodError(f"--period {text} does not exist: use {_PERIOD_FORMS[kind]}") from None
+    period = current_period(kind, datetime(day.year, day.month, day.day, 12, tzinfo=_zone(tz)), tz)
+    if now is not None and period.start > now:
+        raise PeriodError(f"--period {text} has not begun yet")
+    return period
 
 
 def period_before(period: Period) -> Period:

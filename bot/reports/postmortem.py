@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.reports import metrics
-from bot.reports.formatting import bullets, fmt_money, fmt_when, markdown_text
+from bot.reports.formatting import bullets, fmt_money, fmt_when, markdown_text, with_names
 from storage.models import (
     FollowUp,
     Incident,
@@ -61,7 +61,7 @@ def render_postmortem(session: Session, incident_id: str) -> str | None:
     entries = timelines_by_incident(session, [incident.id]).get(incident.id, [])
     follow_ups = follow_ups_by_incident(session, [incident.id]).get(incident.id, [])
     gap = metrics.resolved_gaps(session, [incident.id]).get(incident.id, timedelta())
-    return "\n".join(incident_entry(incident, entries, follow_ups, resolved_gap=gap)) + "\n"
+    return with_names(session, "\n".join(incident_entry(incident, entries, follow_ups, resolved_gap=gap)) + "\n")
 
 
 def incident_entry(
@@ -96,6 +96,8 @@ def incident_entry(
         lines.append(f"- Alert: `{incident.alert_name}`")
     if incident.detection_url:
         lines.append(f"- Source: {incident.detection_url}")
+    if incident.reported_by:
+        lines.append(f"- Declared from a Slack message by <@{incident.reported_by}>")
     if incident.started_at < incident.declared_at:
         lines.append(f"- Impact began {fmt_when(incident.started_at)}, before it was declared")
     lines += ["", "**Impact:**", *bullets(incident.impact, "(not recorded)")]

@@ -22,6 +22,7 @@ from bot.reports.formatting import (
     markdown_table,
     markdown_text,
     numbered,
+    with_names,
 )
 from bot.reports.metrics import PeriodMetrics
 from bot.reports.periods import Period, previous_period
@@ -33,9 +34,9 @@ from storage.models import (
 DEFINITIONS = (
     "**Period rule:** an incident counts in the period it was declared in, even when its impact began "
     "earlier or it was resolved later; open incidents and follow-ups are a snapshot at report time.",
-    "**MTTA** (mean time to acknowledge): declared → acknowledged, over acknowledged incidents.",
+    "**MTTA** (mean time to acknowledge): declared → acknowledged, over every acknowledged incident, open or not.",
     "**MTTM** (mean time to mitigate): impact started → mitigated (or resolved, if never marked "
-    "mitigated), over resolved incidents.",
+    "mitigated), over every mitigated incident, open or not.",
     "**MTTR** (mean time to recovery): impact started → resolved, over resolved incidents only.",
     "**Median / p90:** by linear interpolation between the closest ranks; durations are skewed, so the "
     "mean alone misleads. *n* is the number of incidents the figure covers.",
@@ -58,11 +59,13 @@ DEFINITIONS = (
 )
 
 
-def render_report(session: Session, settings: Settings, kind: str, now: datetime) -> str:
-    """The last complete week, month or quarter against the one before, as Markdown."""
+def render_report(
+    session: Session, settings: Settings, kind: str, now: datetime, *, period: Period | None = None
+) -> str:
+    """The last complete week, month or quarter (or `period`) against the one before, as Markdown."""
     if kind not in REPORT_TITLES:
         raise ValueError(f"unknown report {kind!r}: use weekly, monthly or quarterly")
-    period = previous_period(kind, now, settings.digest_timezone)
+    period = period or previous_period(kind, now, settings.digest_timezone)
     m = metrics.period_metrics(session, settings=settings, period=period, now=now)
     lines = [
         f"# {REPORT_TITLES[kind]}: {period.label}",
@@ -137,7 +140,7 @@ def render_report(session: Session, settings: Settings, kind: str, now: datetime
         "",
         *(f"- {definition}" for definition in DEFINITIONS),
     ]
-    return "\n".join(lines) + "\n"
+    return with_names(session, "\n".join(lines) + "\n")
 
 
 def _oncall_lines(load: dict[str, Load]) -> list[str]:

@@ -10,14 +10,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bot.reports import metrics
-from bot.reports.formatting import fmt_duration, fmt_money, markdown_table
+from bot.reports.formatting import fmt_duration, fmt_money, markdown_table, with_names
 from bot.reports.periods import Period, current_period, custom_period, period_before, periods_back
 from bot.reports.postmortem import TEMPLATE_BLOCK, follow_ups_by_incident, incident_entry, timelines_by_incident
 from bot.reports.report import open_incident_lines, plural
+from bot.reports.tracker_channels import channels_section
 from bot.reports.tracker_context import LOG_LIMIT, LOG_MONTHS, TrackerContext, first_started_at
 from bot.reports.tracker_sections import (
     analysis_section,
-    channels_section,
     dashboard_section,
     documentation_section,
     improvement_section,
@@ -96,7 +96,7 @@ def render_tracker(session: Session, settings: Settings, now: datetime, *, log_l
             "5. Create follow-up beads → 6. RCA (if P0/P1)",
         ],
     ]
-    return "\n\n---\n\n".join("\n".join(section) for section in sections) + "\n"
+    return with_names(session, "\n\n---\n\n".join("\n".join(section) for section in sections) + "\n")
 
 
 def _current_status_section(ctx: TrackerContext, today: str) -> list[str]:
@@ -145,7 +145,9 @@ def _log_section(ctx: TrackerContext, log_limit: int) -> list[str]:
             lines.append("")
         rest = summary.total - len(in_month)
         if rest > 0:
-            mix = " · ".join(f"{s} {summary.severity(s).count}" for s in SEVERITIES)
+            # The further ones only: the month's count less those written out above.
+            shown_by = {s: sum(1 for i in in_month if i.severity == s) for s in SEVERITIES}
+            mix = " · ".join(f"{s} {summary.severity(s).count - shown_by[s]}" for s in SEVERITIES)
             lines.append(
                 f"*{plural(rest, 'further incident')} this month ({mix}): "
                 "`incident-bot postmortem <id>` renders any of them in full.*"

@@ -1,8 +1,7 @@
-"""The tracker's later sections: SLA, analysis, quarterly retrospectives, lessons, runbooks, dashboard, channels."""
+"""The tracker's later sections: SLA, analysis, quarterly retrospectives, lessons, runbooks, dashboard, severities."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any, cast
 
@@ -12,6 +11,7 @@ from bot.reports import metrics
 from bot.reports.formatting import (
     fmt_duration,
     fmt_money,
+    fmt_stats,
     fmt_target,
     fmt_trend,
     markdown_table,
@@ -20,6 +20,7 @@ from bot.reports.formatting import (
 )
 from bot.reports.periods import current_period, custom_period
 from bot.reports.report import downtime_text, plural, sla_mark, uptime_text
+from bot.reports.schedule_text import cron_text
 from bot.reports.tracker_context import ACTION_LIMIT, LESSON_LIMIT, TrackerContext
 from bot.settings import Settings
 from storage.models import (
@@ -38,6 +39,14 @@ SEVERITY_EXAMPLES = {
     "P2": ("Single feature broken", "Performance degradation in non-critical path", "UI rendering issue"),
     "P3": ("Typos in UI", "Non-critical background job failure", "Minor logging issues"),
 }
+
+KEY_QUESTIONS = (
+    "1. What patterns emerged?",
+    "2. Are MTTR targets being met?",
+    "3. Which runbooks were most useful?",
+    "4. What monitoring gaps exist?",
+    "5. What preventive measures worked?",
+)
 
 
 def sla_section(ctx: TrackerContext) -> list[str]:
@@ -70,23 +79,26 @@ def sla_section(ctx: TrackerContext) -> list[str]:
         "### MTTR by Severity",
     ]
     before, recent = ctx.before_last_30, ctx.last_30
+    samples = metrics.duration_samples(ctx.session, period=recent.period)
     rows = []
     for severity in SEVERITIES:
-        current = recent.severity(severity).mttr_mean
+        totals = recent.severity(severity)
         previous = before.severity(severity).mttr_mean
-        count = recent.severity(severity).resolve_count
+        resolutions = samples.get(severity, ([], [], []))[2]
+        stats = metrics.duration_stats(resolutions, total=totals.resolve_sum, count=totals.resolve_count)
         rows.append(
             (
                 severity,
                 fmt_target(ctx.settings.resolution_targets[severity]),
-                f"{fmt_duration(current)} (n={count})" if current is not None else "-",
-                _mttr_trend(current, previous),
+                fmt_stats(stats),
+                _mttr_trend(totals.mttr_mean, previous),
             )
         )
     lines += [
         *markdown_table(("Severity", "Target", "Current", "Trend"), rows),
         "",
-        "*Current: mean MTTR of incidents declared in the last 30 days; trend against the 30 days before.*",
+        "*Current: MTTR mean / median / p90 (n incidents) of those declared in the last 30 days; the trend "
+        "compares the mean with the 30 days before.*",
     ]
     return lines
 
@@ -176,21 +188,17 @@ def quarterly_section(ctx: TrackerContext) -> list[str]:
             ]
         if current:
             following = period.end.astimezone(start.tzinfo)
+            weekly = cron_text(ctx.settings.digest_cron, ctx.settings.digest_timezone)
+            if weekly == ctx.settings.digest_cron:  # no words for it: the expression, and its zone
+                weekly = f"`{weekly}` ({ctx.settings.digest_timezone})"
             lines += [
                 "",
                 "**Planned Reviews:**",
-                f"- [ ] Weekly: `{ctx.settings.digest_cron}` ({ctx.settings.digest_timezone}) "
-                "— quick review of the past week",
+                f"- [ ] Weekly: {weekly} (quick review of the past week)",
                 "- [ ] Monthly: First Monday of month (trend analysis)",
                 f"- [ ] Quarterly: First Monday of {following:%B} (full retrospective)",
-                "",
-                "**Key Questions:**",
-                "1. What patterns emerged?",
-                "2. Are MTTR targets being met?",
-                "3. Which runbooks were most useful?",
-                "4. What monitoring gaps exist?",
-                "5. What preventive measures worked?",
             ]
+        lines += ["", "**Key Questions:**", *KEY_QUESTIONS]
     return lines
 
 
@@ -328,23 +336,6 @@ def improvement_section(ctx: TrackerContext) -> list[str]:
 def documentation_section(settings: Settings) -> list[str]:
     links = [f"- [{name}]({settings.runbook_url(name)})" for name in settings.runbooks]
     return ["## 📚 Related Documentation", "", *(links or ["- *(no runbooks configured)*"])]
-
-
-def _channel(name: str) -> str:
-    # A channel id cannot be shown as #name without asking Slack; show it as Slack would link it.
-    return f"<#{name}>" if re.fullmatch(r"[CG][A-Z0-9]{6,}", name) else f"#{name.lstrip('#')}"
-
-
-def channels_section(settings: Settings) -> list[str]:
-    return [
-        "## 🔔 Notification Channels",
-        "",
-        "### Incident Alerts",
-        f"- **Slack:** {_channel(settings.alert_channel)} (escalations and Alertmanager-declared incidents)",
-        "",
-        "### Incident Updates",
-        f"- **Slack:** {_channel(settings.incident_channel)} (incident cards, thread timelines and digests)",
-    ]
 
 
 def severity_section(settings: Settings) -> list[str]:

@@ -15,6 +15,8 @@ from bot.incidents import escalation, timeline
 from bot.runtime.retention import retention_job
 from bot.slack.backfill import backfill_job
 from bot.slack.context import Runtime
+from bot.slack.people import INTERVAL_SECONDS as PEOPLE_INTERVAL
+from bot.slack.people import PeopleFiller, people_job
 from storage import jobs
 from storage.db import unit_of_work
 from storage.errors import database_errors, run_logged
@@ -95,6 +97,17 @@ def build_scheduler(
     every(sweep_job, rt.settings.escalation_check_interval, jobs.SWEEP, Throttle(RECORD_EVERY))
     if rt.settings.timeline_backfill_interval:
         every(backfill_job, rt.settings.timeline_backfill_interval, "timeline-backfill", stopping)
+    filler = PeopleFiller()
+    scheduler.add_job(
+        people_job,
+        "interval",
+        seconds=PEOPLE_INTERVAL,
+        args=[rt, filler],
+        id="people",
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.add_job(forget_old_events, "interval", hours=1, args=[rt], id="forget-events", max_instances=1)
     # Daily, and first a little after start-up: a bot restarted every day would otherwise never prune.
     scheduler.add_job(

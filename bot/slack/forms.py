@@ -97,7 +97,9 @@ def _url(values: _Values, block: str, errors: dict[str, str]) -> str | None:
     return url
 
 
-def parse_declare(state_values: Any, *, detection_url: str | None = None) -> DeclareForm:
+def parse_declare(
+    state_values: Any, *, detection_url: str | None = None, reported_by: str | None = None
+) -> DeclareForm:
     values = _Values(state_values)
     errors: dict[str, str] = {}
     title: str | None = None
@@ -134,6 +136,7 @@ def parse_declare(state_values: Any, *, detection_url: str | None = None) -> Dec
         affected_users=users,
         detection=detection,
         detection_url=detection_url,
+        reported_by=reported_by,
         category=category,
         commander=values.user(Block.COMMANDER),
     )

@@ -111,14 +111,24 @@ def test_message_shortcut_prefills_from_the_message(bot: Bot) -> None:
     title = next(b for b in view["blocks"] if b["block_id"] == Block.TITLE.value)
     detection = next(b for b in view["blocks"] if b["block_id"] == Block.DETECTION.value)
     assert title["element"]["initial_value"] == "payments failing for EU"
-    assert "<@U0CAROL>" in detection["element"]["initial_value"]
-    # Submitting that modal keeps the link to the message as the detection link.
-    values = declare_values("payments failing for EU", "P1", detection="Slack message from <@U0CAROL>")
+    # The form's text is the user's (no markup in it); the author travels in the metadata.
+    assert detection["element"]["initial_value"] == "Slack message"
+    # Submitting that modal keeps the link to the message as the detection link, and its author.
+    values = declare_values("payments failing for EU", "P1", detection="Slack message <b>via</b> #general")
     bot.send_ok(
         sr.view_submission(Callback.DECLARE.value, values, secret=SECRET, private_metadata=view["private_metadata"])
     )
     incident = bot.wait_incident(lambda i: i.card_ts is not None)
     assert incident.detection_url == "https://slack.com/archives/C0GENERAL/p1764168000000900"
+    assert incident.reported_by == "U0CAROL"
+    # The card escapes the user's text but not its own link and mention.
+    card = json.dumps(bot.fake.calls("chat.postMessage")[0].params["blocks"])
+    expected = (
+        "Detected: <https://slack.com/archives/C0GENERAL/p1764168000000900|Slack message &lt;b&gt;via&lt;/b&gt; "
+        "#general> (message from <@U0CAROL>)"
+    )
+    assert expected in card, card
+    assert "&lt;@U0CAROL&gt;" not in card
 
 
 @pytest.mark.parametrize(

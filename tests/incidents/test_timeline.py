@@ -522,3 +522,32 @@ def test_pending_pins_are_reconciled_by_the_sweep(sessions: Any) -> None:
     with unit_of_work(sessions) as session:
         assert timeline.apply_pending_pins(session, older_than=now - timedelta(days=1)) == 0
         assert session.exec(select(PendingPin)).all() == []  # never matched, forgotten
+
+
+def test_a_deletion_is_not_undone_by_a_later_edit_event(sessions: Any) -> None:
+    """Slack may deliver a `message_changed` after the `message_deleted` (or a newer edit the
+    deletion raced): the entry stays deleted and the edit's text and files are not applied."""
+    from bot.incidents.forms import DeclareForm
+    from bot.incidents.lifecycle import card_posted, declare
+    from bot.settings import Settings
+    from storage.models import utcnow
+
+    policy = Settings(slack_bot_token="xoxb-x", slack_signing_secret="s").policy()
+    now = utcnow()
+    with unit_of_work(sessions) as session:
+        inc = declare(session, DeclareForm(title="t", severity="P2"), declared_by="U1", policy=policy, now=now)
+        card_posted(session, inc.id, channel_id="C1", ts="100.000100")
+
+    def apply(change: timeline.Change, event_id: str, text: str, edited_ts: str | None = None) -> None:
+        files = [{"name": "secret.png"}] if change is timeline.Change.EDITED else []
+        message = timeline.ThreadMessage("C1", "100.000100", "101.000100", "U2", text, files, edited_ts)
+        with unit_of_work(sessions) as session:
+            timeline.ingest(session, change, message, event_id=event_id, policy=policy, now=now)
+
+    apply(timeline.Change.POSTED, "Ev1", "the password is hunter2")
+    apply(timeline.Change.DELETED, "Ev2", "")
+    apply(timeline.Change.EDITED, "Ev3", "the password is hunter3", edited_ts="105.000100")
+    with unit_of_work(sessions) as session:
+        [stored] = session.exec(select(TimelineEntry).where(TimelineEntry.slack_ts == "101.000100")).all()
+        assert stored.deleted is True
+        assert "hunter3" not in stored.text and stored.files == [] and stored.edited_ts is None

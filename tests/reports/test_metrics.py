@@ -102,6 +102,29 @@ def test_skewed_durations_mean_median_and_p90(sessions: SessionFactory) -> None:
     assert p2.mtta.mean == 120
 
 
+def test_mttm_runs_to_the_mitigation_over_every_mitigated_incident(sessions: SessionFactory) -> None:
+    """MTTM ends at `mitigated_at`, not at the resolution, and covers mitigated incidents still open;
+    MTTA covers every acknowledged incident, open or not (DOMAIN.md, Metrics)."""
+    store(
+        sessions,
+        # Mitigated after 15 minutes, resolved after 60: MTTM 15, MTTR 60.
+        incident(at(17, 9), severity="P1", ack=5 * MIN, mitigated=15 * MIN, resolved=60 * MIN),
+        # Mitigated after 25 minutes and still open: counts in MTTM, not in MTTR.
+        incident(at(18, 9), severity="P1", ack=5 * MIN, mitigated=25 * MIN),
+        # Acknowledged, neither mitigated nor resolved: in MTTA only.
+        incident(at(19, 9), severity="P1", ack=10 * MIN),
+        # Not even acknowledged: in none.
+        incident(at(20, 9), severity="P1"),
+    )
+    p1 = by_severity(week_metrics(sessions), "P1")
+    assert (p1.mttm.count, p1.mttm.mean, p1.mttm.median) == (2, 20 * 60, 20 * 60)
+    assert (p1.mttr.count, p1.mttr.mean) == (1, 60 * 60)
+    assert (p1.mtta.count, p1.mtta.mean) == (3, 6 * 60 + 40)
+    with sessions() as session:
+        totals = metrics.summaries(session, settings=Settings(), periods=[WEEK], now=NOW)[0].severity("P1")
+    assert (totals.mitigate_count, totals.mitigate_sum) == (2, 40 * 60)
+
+
 def test_targets_met_and_lapsed_prefer_escalation_rows(sessions: SessionFactory) -> None:
     late_ack = incident(at(17, 9), severity="P1", ack=20 * MIN, resolved=25 * MIN)  # judged: response lapsed
     escalated = incident(at(17, 10), severity="P1", ack=10 * MIN, resolved=25 * MIN)  # row says response lapsed

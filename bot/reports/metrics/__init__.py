@@ -10,9 +10,9 @@ Rules that the definitions leave open, decided here once (and printed by the rep
 * An incident belongs to the period its `declared_at` falls in, even when its impact started in the
   period before or it is resolved in the next one. Counts, categories, root causes, affected users,
   revenue, durations and target shares all use that rule, so every incident counts exactly once.
-* Durations are whole seconds. MTTA (declared -> acknowledged) covers acknowledged incidents; MTTM
-  (started -> mitigated, or resolved when it never was mitigated) and MTTR (started -> resolved)
-  cover resolved incidents only. Still-open incidents have no duration yet.
+* Durations are whole seconds. MTTA (declared -> acknowledged) covers every acknowledged incident,
+  open or not; MTTM (started -> mitigated, or resolved when it never was marked mitigated) every
+  mitigated one, open or not; MTTR (started -> resolved) resolved incidents only.
 * A reopened incident counts once. Its impact is a set of spells: started -> first mitigation
   (else resolution), and each reopening -> its next mitigation (else resolution); MTTM is the sum
   of those spells, MTTR (and declared -> resolved for the resolution target) the time it was open

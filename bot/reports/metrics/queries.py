@@ -169,8 +169,9 @@ def duration_samples(session: Session, *, period: Period) -> dict[str, tuple[lis
         acks, mitigations, resolutions = samples.setdefault(severity, ([], [], []))
         if ack is not None:
             acks.append(int(ack))
-        if resolved:
+        if mitigate is not None:
             mitigations.append(int(mitigate))
+        if resolved:
             resolutions.append(int(resolve))
     return samples
 

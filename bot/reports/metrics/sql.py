@@ -103,11 +103,13 @@ def _durations(dialect: str) -> tuple[sa.Subquery, Any, Any, Any, Any]:
     reopened = _reopened(dialect)
     gap = sa.func.coalesce(reopened.c.resolved_gap, 0)
     ack = seconds_between(c.declared_at, c.acknowledged_at, dialect)
+    # Every mitigated incident, open or not; one resolved without being marked mitigated counts
+    # from its resolution (its impact ended there).
+    impact_end = sa.func.coalesce(c.mitigated_at, c.resolved_at)
     mitigate = sa.case(
         (
-            c.resolved_at.is_not(None),
-            seconds_between(c.started_at, sa.func.coalesce(c.mitigated_at, c.resolved_at), dialect)
-            + sa.func.coalesce(reopened.c.later_impact, 0),
+            impact_end.is_not(None),
+            seconds_between(c.started_at, impact_end, dialect) + sa.func.coalesce(reopened.c.later_impact, 0),
         ),
         else_=None,
     )

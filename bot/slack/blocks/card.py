@@ -80,10 +80,13 @@ def card(
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields[:10]]},
     ]
     context = []
-    if incident.detection:
-        detection = mrkdwn.truncate(mrkdwn.escape(incident.detection), 300)
+    if incident.detection or incident.reported_by:
+        # User text escaped; the link and the mention are the bot's own markup.
+        detection = mrkdwn.truncate(mrkdwn.escape(incident.detection or "Slack message"), 300)
         if incident.detection_url:
             detection = f"<{incident.detection_url}|{detection}>"
+        if incident.reported_by:
+            detection += f" (message from {mrkdwn.user(incident.reported_by)})"
         context.append(f"Detected: {detection}")
     if follow_ups:
         context.append(f"{follow_ups} follow-up{'s' if follow_ups != 1 else ''}")

@@ -19,6 +19,7 @@ from bot.mrkdwn import thread_link
 from bot.slack.blocks import messages, modals, status_modals
 from bot.slack.context import Runtime
 from bot.slack.listeners import Stage, after_ack, open_modal
+from bot.slack.people import remember_payload_profile
 from bot.statuspage import service as statuspage
 from storage.db import unit_of_work
 from storage.models import utcnow
@@ -135,7 +136,13 @@ def register(app: App, rt: Runtime, stage: Stage) -> None:
         text = " ".join(str(message.get("text") or "").split())
         author = message.get("user")
         permalink = thread_link(channel, str(message["ts"])) if channel and message.get("ts") else None
-        detection = f"Slack message from <@{author}>" if author else "Slack message"
+        # The form's text is the user's to edit, and is stored and shown escaped as user text; the
+        # author goes in the metadata, so the card can mention them in its own markup.
         source = {"permalink": permalink} if permalink else {}
-        view = modals.declare_modal(title=text[:150] or None, detection=detection, source=source)
+        if isinstance(author, str):
+            source["author"] = author
+        view = modals.declare_modal(title=text[:150] or None, detection="Slack message", source=source)
         open_modal(client, lambda text: tell(client, shortcut, text), shortcut.get("trigger_id", ""), view)
+        if message.get("user_profile"):
+            with unit_of_work(rt.sessions) as session:
+                remember_payload_profile(session, author, message["user_profile"])

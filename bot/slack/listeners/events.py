@@ -12,6 +12,7 @@ from bot.incidents import timeline
 from bot.slack.context import Runtime
 from bot.slack.listeners import Stage, after_ack
 from bot.slack.message_events import KEY_EVENT_REACTION, to_change
+from bot.slack.people import remember_payload_profile
 from storage.db import unit_of_work
 from storage.models import utcnow
 
@@ -32,9 +33,13 @@ def register(app: App, rt: Runtime, stage: Stage) -> None:
             return
         change, message = found
         with unit_of_work(rt.sessions) as session:
-            timeline.ingest(
+            stored = timeline.ingest(
                 session, change, message, event_id=body.get("event_id"), policy=rt.settings.policy(), now=utcnow()
             )
+            if stored and change is not timeline.Change.DELETED:
+                # The name Markdown outputs print for this author, when Slack sent one along.
+                profile = event.get("user_profile") or (event.get("message") or {}).get("user_profile")
+                remember_payload_profile(session, message.user, profile)
 
     def pin(event: dict[str, Any], key_event: bool) -> None:
         item = event.get("item") or {}

@@ -22,6 +22,7 @@ from bot.incidents import outbox
 from bot.incidents import queries as incident_queries
 from bot.incidents.forms import FormErrors
 from bot.incidents.outbox import insert_ignoring_conflict
+from bot.incidents.people import is_user_id
 from bot.oncall import roster
 from bot.slack.context import Runtime
 from bot.slack.forms import parse_cover, parse_declare, parse_follow_up, parse_resolve
@@ -73,7 +74,11 @@ def register(app: App, rt: Runtime) -> None:
     def declare_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         def work(session: Session) -> None:
             source = _metadata(view)
-            form = parse_declare(view.get("state", {}).get("values"), detection_url=source.get("permalink"))
+            form = parse_declare(
+                view.get("state", {}).get("values"),
+                detection_url=source.get("permalink"),
+                reported_by=source.get("author"),
+            )
             incident = incidents.declare(session, form, declared_by=body["user"]["id"], policy=policy(), now=utcnow())
             log.info("declared %s (%s)", incident.id, incident.severity)
 
@@ -227,5 +232,10 @@ def _metadata(view: dict[str, Any]) -> dict[str, str]:
         return {}
     if not isinstance(data, dict):
         return {}
-    permalink = data.get("permalink")
-    return {"permalink": permalink} if isinstance(permalink, str) and permalink.startswith("https://") else {}
+    found = {}
+    permalink, author = data.get("permalink"), data.get("author")
+    if isinstance(permalink, str) and permalink.startswith("https://"):
+        found["permalink"] = permalink
+    if isinstance(author, str) and is_user_id(author):
+        found["author"] = author
+    return found
