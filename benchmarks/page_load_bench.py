@@ -6,11 +6,15 @@ bot/statuspage/service with ~50 public incidents over 90 days (benchmarks/status
 history). Each of RUNS runs measures, in the same bot:
 
 - pages: 64 concurrent clients (4 processes of 16 threads, page_client.py, keep-alive) sending
-  PAGE_REQUESTS in all, `/status` and `/api/v2/summary.json` in turn; p50/p99 per path;
+  PAGE_REQUESTS in all, `/status` and `/api/v2/summary.json` in turn; p50/p99 per path; then the
+  same against the bare app serving the same bytes as fixed answers (the HTTP server's floor on
+  this machine at that moment; the order alternates between runs);
 - acks: rounds of ROUND_SIZE signed requests at concurrency 32 (loadgen, as bot_bench.ack_latency),
-  in the order bare, bot, bot+pages, bot+pages, bot, bare, ...: "bot+pages" rounds run while a
-  page_client process sends a steady PAGE_RATE page requests per second; the others without page
-  load. After each round the page load stops and the bot settles (its backlog done).
+  in the order bare, bot, bot+pages, bare+pages, bare+pages, bot+pages, bot, bare, ...: the "+pages"
+  rounds run while a page_client process sends a steady PAGE_RATE page requests per second to the
+  bot; the others without page load. "bare+pages" shows what the page load costs the machine (the
+  page client and the bot's front share its cores), not the bot's acks. After each round the page
+  load stops and the bot settles (its backlog done).
 
 The figures are the medians over the runs of each run's figure; ratios are taken within a run.
 """
@@ -24,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -138,13 +143,31 @@ def page_figures(seconds: float, samples: dict[str, list[float]], status: Counte
     return figures
 
 
-def concurrent_pages(port: int, total: int) -> dict[str, Any]:
+def bare_pages(port: int) -> str:
+    """The bot's pages as fixed answers for the bare app: a JSON file {path: [content type, body]}."""
+    pages = {}
+    for path in PATHS:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            pages[path] = [response.headers["Content-Type"], response.read().decode()]
+    file = procs.RESULTS / "bare-pages.json"
+    file.write_text(json.dumps(pages))
+    return str(file)
+
+
+def concurrent_pages(port: int, total: int, server: int | None = None) -> dict[str, Any]:
+    """`total` GETs from 64 concurrent clients; with `server` (its pid), also its CPU per request."""
     each = str(total // CLIENT_PROCESSES)
     argv = ["closed", str(CLIENT_THREADS), each, ",".join(PATHS)]
     clients = PageClients(port, [argv] * CLIENT_PROCESSES)
     try:
+        before = procs.cpu_seconds(server) if server else 0.0
         clients.send("go")
-        return page_figures(*clients.collect())
+        figures = page_figures(*clients.collect())
+        if server:
+            # The serving process's CPU per request: what the page costs the front (or the bare app).
+            cpu = procs.cpu_seconds(server) - before
+            figures["server_cpu_ms_per_request"] = round(cpu * 1000 / max(figures["requests"], 1), 3)
+        return figures
     finally:
         clients.close()
 
@@ -154,19 +177,20 @@ def acks_beside_pages(
 ) -> dict[str, Any]:
     """Ack rounds in the order bare, bot, bot+pages, bot+pages, bot, bare, ... (see the module's doc)."""
     pages = PageClients(bot.port, [["open", str(PAGE_RATE), str(RATE_THREADS), ",".join(PATHS)]])
-    samples: dict[str, list[Sample]] = {"bare": [], "bot": [], "bot_loaded": []}
+    samples: dict[str, list[Sample]] = {"bare": [], "bot": [], "bot_loaded": [], "bare_loaded": []}
     loaded_pages: tuple[float, dict[str, list[float]], Counter[str]] = (0.0, {p: [] for p in PATHS}, Counter())
-    order = ["bare", "bot", "bot_loaded", "bot_loaded", "bot", "bare"]
+    order = ["bare", "bot", "bot_loaded", "bare_loaded", "bare_loaded", "bot_loaded", "bot", "bare"]
     try:
-        for index in range(ACK_ROUNDS * 3):
+        for index in range(ACK_ROUNDS * len(samples)):
             condition = order[index % len(order)]
-            target = bare if condition == "bare" else bot
+            target = bare if condition.startswith("bare") else bot
+            loaded = condition.endswith("_loaded")
             requests = bot_bench.mixed_requests(bot_bench.ROUND_SIZE, thread, fake.response_url())
-            if condition == "bot_loaded":
+            if loaded:
                 pages.send("go")
                 time.sleep(0.5)  # the page load at its steady rate before the first ack
             samples[condition] += pool.run(target.port, requests)
-            if condition == "bot_loaded":
+            if loaded:
                 pages.send("stop")
                 seconds, got, status = pages.collect()
                 loaded_pages[2].update(status)
@@ -180,8 +204,12 @@ def acks_beside_pages(
     bare_p99 = result["bare"]["p99_ms"]
     result["ratio_p99"] = round(result["bot"]["p99_ms"] / bare_p99, 2) if bare_p99 else None
     result["ratio_p99_loaded"] = round(result["bot_loaded"]["p99_ms"] / bare_p99, 2) if bare_p99 else None
+    bare_loaded_p99 = result["bare_loaded"]["p99_ms"]
+    result["ratio_p99_loaded_to_bare_loaded"] = (
+        round(result["bot_loaded"]["p99_ms"] / bare_loaded_p99, 2) if bare_loaded_p99 else None
+    )
     result["pages_during"] = page_figures(*loaded_pages)
-    result["commands_sent"] = (len(samples["bot"]) + len(samples["bot_loaded"])) // 2
+    result["commands_sent"] = (len(samples["bot"]) + len(samples["bot_loaded"])) // 2  # /incident list
     return result
 
 
@@ -203,6 +231,12 @@ MEDIANS = (
     "pages.summary_p50_ms",
     "pages.summary_p99_ms",
     "pages.non_200",
+    "pages.server_cpu_ms_per_request",
+    "pages_bare.server_cpu_ms_per_request",
+    "pages_bare.per_second",
+    "pages_bare.page_p99_ms",
+    "pages_bare.summary_p99_ms",
+    "pages_ratio_p99",
     "acks.bare.p99_ms",
     "acks.bot.p99_ms",
     "acks.bot_loaded.p99_ms",
@@ -211,6 +245,8 @@ MEDIANS = (
     "acks.bot_loaded.p50_ms",
     "acks.ratio_p99",
     "acks.ratio_p99_loaded",
+    "acks.bare_loaded.p99_ms",
+    "acks.ratio_p99_loaded_to_bare_loaded",
     "acks.bot_loaded.non_200",
     "acks.pages_during.per_second",
     "acks.pages_during.p99_ms",
@@ -228,19 +264,26 @@ def run(backend: str, fake: procs.Fake, *, quick: bool = False, runs: int = RUNS
     observer = databases.observer(url)
     per_run: list[dict[str, Any]] = []
     try:
-        bare_child, bare_port = procs.start_bare(fake)
+        concurrent_pages(port, 640)  # warm: the page's cache, the server's threads
+        bare_child, bare_port = procs.start_bare(fake, pages=bare_pages(port))
         bot = bot_bench.Target("bot", bot_child, port)
         bare = bot_bench.Target("bare", bare_child, bare_port)
         thread = bot_bench.declare(bot, observer, "Benchmark: acks beside the status page")
         bot_child.settle()
         for target in (bare, bot):
             pool.warm(target.port, bot_bench.mixed_requests(64, thread, fake.response_url()))
-        concurrent_pages(port, 640)  # warm: the page's cache, the server's threads
+        concurrent_pages(bare_port, 640)
         bot_child.settle()
+        total = PAGE_REQUESTS["quick" if quick else "full"]
         for number in range(runs):
             print(f"  statuspage run {number + 1}/{runs} ...", file=sys.stderr, flush=True)
-            figures = {"pages": concurrent_pages(port, PAGE_REQUESTS["quick" if quick else "full"])}
-            bot_child.settle()
+            figures: dict[str, Any] = {}
+            targets = (("pages", port, bot_child.pid), ("pages_bare", bare_port, bare_child.pid))
+            for name, at, pid in targets[:: 1 if number % 2 == 0 else -1]:
+                figures[name] = concurrent_pages(at, total, pid)
+                bot_child.settle()
+            floor = figures["pages_bare"]["p99_ms"]
+            figures["pages_ratio_p99"] = round(figures["pages"]["p99_ms"] / floor, 2) if floor else None
             figures["acks"] = acks_beside_pages(pool, bot, bare, thread, fake)
             figures["acks"].pop("commands_sent")
             per_run.append(figures)
@@ -278,8 +321,22 @@ ROWS = [
     ),
     ("statuspage: 64 clients pages per s / non-200", "statuspage.pages_per_second|statuspage.pages_non_200", "", None),
     (
-        "statuspage: ack p99 bare / bot / bot+200 pages/s (ms)",
-        "statuspage.acks_bare_p99_ms|statuspage.acks_bot_p99_ms|statuspage.acks_bot_loaded_p99_ms",
+        "statuspage: same bytes from the bare app: /status / summary p99 (ms), per s",
+        "statuspage.pages_bare_page_p99_ms|statuspage.pages_bare_summary_p99_ms|statuspage.pages_bare_per_second",
+        "(floor)",
+        None,
+    ),
+    ("statuspage: page p99 ratio bot/bare app", "statuspage.pages_ratio_p99", "", None),
+    (
+        "statuspage: serving CPU ms per page request, bot's front / bare app",
+        "statuspage.pages_server_cpu_ms_per_request|statuspage.pages_bare_server_cpu_ms_per_request",
+        "",
+        None,
+    ),
+    (
+        "statuspage: ack p99 bare / bot / bot+200 pages/s / bare+200 pages/s (ms)",
+        "statuspage.acks_bare_p99_ms|statuspage.acks_bot_p99_ms|statuspage.acks_bot_loaded_p99_ms"
+        "|statuspage.acks_bare_loaded_p99_ms",
         "",
         None,
     ),
@@ -289,6 +346,12 @@ ROWS = [
         "statuspage.acks_ratio_p99_loaded",
         "<= 1.5x",
         lambda v: v <= 1.5,
+    ),
+    (
+        "statuspage: ack p99 ratio bot+pages/bare+pages",
+        "statuspage.acks_ratio_p99_loaded_to_bare_loaded",
+        "(what the bot's front adds)",
+        None,
     ),
     (
         "statuspage: pages during acks per s / p99 ms / non-200",

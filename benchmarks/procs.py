@@ -220,9 +220,10 @@ def start_bot(
     return bot, port, startup
 
 
-def start_bare(fake: Fake) -> tuple[Child, int]:
+def start_bare(fake: Fake, *, pages: str | None = None) -> tuple[Child, int]:
+    """The bare Bolt app (bare_app.py); `pages`: a JSON file of fixed GET answers it serves too."""
     port = free_port()
-    argv = [sys.executable, str(BENCH / "bare_app.py"), str(port), SECRET, TOKEN, fake.url]
+    argv = [sys.executable, str(BENCH / "bare_app.py"), str(port), SECRET, TOKEN, fake.url, *([pages] if pages else [])]
     bare = Child("bare-bolt", argv, child_env())
     try:
         wait_healthy(bare, port)

@@ -62,6 +62,11 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
+def _normalise(path: str) -> str:
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    return path.rstrip("/") if len(path) > 1 else path
+
+
 def _static_files() -> dict[str, bytes]:
     return {f"/status/static/{p.name}": p.read_bytes() for p in sorted(pages.STATIC.iterdir()) if p.is_file()}
 
@@ -220,23 +225,36 @@ class StatusSite:
 
     def serve(self, path: str, *, if_none_match: str | None = None) -> Response:
         """(status, headers, body) for a GET of `path` (query string ignored); 304 when the ETag matches."""
-        path = path.split("?", 1)[0].split("#", 1)[0]
-        if len(path) > 1:
-            path = path.rstrip("/")
+        path = _normalise(path)
         if path in self._static:
-            body = self._static[path]
-            rendered = Rendered(
-                200, CONTENT_TYPES.get(Path(path).suffix, "application/octet-stream"), body, _etag(body)
-            )
-        else:
-            with self._lock:
-                summary = self._fresh_summary()
-                cached = self._cache.get(path)
-                if cached is None:
-                    cached = self._render(path, summary, self._base)
-                    if cached.status == 200:  # unknown paths are not kept: anyone can ask for any number
-                        self._cache[path] = cached
-                rendered = cached
+            return self._answer(path, self._static_rendered(path), if_none_match)
+        with self._lock:
+            summary = self._fresh_summary()
+            cached = self._cache.get(path)
+            if cached is None:
+                cached = self._render(path, summary, self._base)
+                if cached.status == 200:  # unknown paths are not kept: anyone can ask for any number
+                    self._cache[path] = cached
+        return self._answer(path, cached, if_none_match)
+
+    def serve_cached(self, path: str, *, if_none_match: str | None = None) -> Response | None:
+        """`serve`'s answer when it is a static file or a cache hit, which neither renders nor waits
+        on the database (in the background mode, once the first page is rendered); None otherwise."""
+        path = _normalise(path)
+        if path in self._static:
+            return self._answer(path, self._static_rendered(path), if_none_match)
+        if not self._background or self._summary is None:  # the first render reads the database
+            return None
+        with self._lock:
+            self._fresh_summary()  # at most starts the refresh thread
+            cached = self._cache.get(path)
+        return None if cached is None else self._answer(path, cached, if_none_match)
+
+    def _static_rendered(self, path: str) -> Rendered:
+        body = self._static[path]
+        return Rendered(200, CONTENT_TYPES.get(Path(path).suffix, "application/octet-stream"), body, _etag(body))
+
+    def _answer(self, path: str, rendered: Rendered, if_none_match: str | None) -> Response:
         headers = self._headers(path, rendered)
         if rendered.status == 200 and _matches(if_none_match, rendered.etag):
             return 304, [(k, v) for k, v in headers if k != "Content-Length"], b""

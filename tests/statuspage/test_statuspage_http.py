@@ -128,17 +128,20 @@ def test_page_requests_over_the_cap_get_503_with_retry_after(
         return real_serve(path, **kwargs)
 
     monkeypatch.setattr(route.site, "serve", slow_serve)
-    # Hold every slot of the cap with requests that block in the site.
+    # Hold every slot of the cap with requests that block in the site (renders: paths not cached).
     holders = [
-        threading.Thread(target=request, args=(page_bot, "GET", "/status")) for _ in range(status_route.LIMIT)
+        threading.Thread(target=request, args=(page_bot, "GET", f"/status/incidents/{900000 + n}"))
+        for n in range(status_route.LIMIT)
     ]
     for thread in holders:
         thread.start()
     try:
         for _ in range(status_route.LIMIT):  # until all of them are inside
             assert inside.acquire(timeout=5)
-        status, headers, _ = request(page_bot, "GET", "/api/v2/status.json")
+        status, headers, _ = request(page_bot, "GET", "/status/incidents/999999")
         assert status == 503 and headers["retry-after"] == "1"
+        # A cache hit waits on nothing: it is served outside the cap, even while the cap is full.
+        assert request(page_bot, "GET", "/status")[0] == 200
         # Slack's route still has threads: /healthz (and /slack/events beside it) answers at once.
         assert request(page_bot, "GET", "/healthz")[0] == 200
     finally:
