@@ -4,8 +4,12 @@ server, ETag/304, HEAD, off by default, and a cap that keeps page bursts from ta
 from __future__ import annotations
 
 import http.client
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -149,3 +153,26 @@ def test_page_requests_over_the_cap_get_503_with_retry_after(
         for thread in holders:
             thread.join(10)
     assert request(page_bot, "GET", "/api/v2/status.json")[0] == 200
+
+
+def test_the_benchmark_page_clients_fetch_the_page_over_keep_alive(page_bot: Bot) -> None:
+    # benchmarks/page_client.py, as `python benchmarks/run.py --only statuspage` drives it.
+    client = Path(__file__).resolve().parents[2] / "benchmarks" / "page_client.py"
+    paths = "/status,/api/v2/summary.json"
+    argv = [sys.executable, str(client), str(page_bot.service.port), "closed", "4", "40", paths]
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        assert process.stdout.readline().strip() == "ready"
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        answer = json.loads(process.stdout.readline())
+        process.stdin.write("quit\n")
+        process.stdin.flush()
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert set(answer["samples"]) == {"/status", "/api/v2/summary.json"}
+    assert sum(len(samples) for samples in answer["samples"].values()) == 40
+    assert {code for counts in answer["status"].values() for code in counts} == {"200"}
