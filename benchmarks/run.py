@@ -1,4 +1,4 @@
-"""Benchmark the bot: ack latency, timeline ingestion, escalation sweep, reports, memory.
+"""Benchmark the bot: ack latency, timeline ingestion, escalation sweep, reports, memory, the status page.
 
     python benchmarks/run.py [--quick] [--backend sqlite|postgresql|both] [--only NAME,...] [--profile]
     python benchmarks/run.py --only chaos [--seconds S]   (the chaos run, benchmarks/chaos.py; not in the default set)
