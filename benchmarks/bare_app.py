@@ -1,12 +1,16 @@
 """Subprocess entry: the baseline, a bare Bolt app that only acks, served by the bot's own HTTP server.
 
-`python benchmarks/bare_app.py PORT SIGNING_SECRET BOT_TOKEN SLACK_API_URL` serves POST /slack/events
-and GET /healthz on 127.0.0.1:PORT through bot.runtime.http.HttpServer, exactly as the bot is served, so
-the ack-latency ratio measures what the bot's listeners add and nothing else.
+`python benchmarks/bare_app.py PORT SIGNING_SECRET BOT_TOKEN SLACK_API_URL [PAGES_JSON]` serves POST
+/slack/events and GET /healthz on 127.0.0.1:PORT through bot.runtime.http.HttpServer, exactly as the bot
+is served, so the ack-latency ratio measures what the bot's listeners add and nothing else.
+
+With PAGES_JSON (a file of {path: [content type, body]}), it also serves those GETs, fixed bytes
+with no site behind them: the server's own floor for the status page benchmark (page_load_bench.py).
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -60,6 +64,16 @@ def main(argv: list[str]) -> int:
         return response.status, (response.body or "").encode("utf-8"), flat
 
     server.add_route("POST", "/slack/events", slack)
+    if len(argv) > 4:
+        with open(argv[4]) as file:
+            pages = {path: (kind, body.encode()) for path, (kind, body) in json.load(file).items()}
+
+        def page(path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+            kind, body = pages.get(path, ("text/plain", b"not found"))
+            return (200 if path in pages else 404), body, {"Content-Type": kind}
+
+        for prefix in ("/status", "/api/v2"):
+            server.add_prefix_route(prefix, page)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -195,8 +195,11 @@ class Fake(Child):
         super().stop()
 
 
-def start_bot(database_url: str, fake: Fake, *, name: str) -> tuple[Child, int, float]:
-    """`python -m bot run` as an operator would start it; returns it, its port and its start-up time."""
+def start_bot(
+    database_url: str, fake: Fake, *, name: str, extra: dict[str, str] | None = None
+) -> tuple[Child, int, float]:
+    """`python -m bot run` as an operator would start it (`extra`: more settings); returns it, its port
+    and its start-up time."""
     port = free_port()
     env = child_env(
         SLACK_BOT_TOKEN=TOKEN,
@@ -206,6 +209,7 @@ def start_bot(database_url: str, fake: Fake, *, name: str) -> tuple[Child, int, 
         HOST="127.0.0.1",
         PORT=str(port),
         LOG_LEVEL="INFO",
+        **(extra or {}),
     )
     bot = Child(name, [sys.executable, "-m", "bot", "run"], env)
     try:
@@ -216,9 +220,10 @@ def start_bot(database_url: str, fake: Fake, *, name: str) -> tuple[Child, int, 
     return bot, port, startup
 
 
-def start_bare(fake: Fake) -> tuple[Child, int]:
+def start_bare(fake: Fake, *, pages: str | None = None) -> tuple[Child, int]:
+    """The bare Bolt app (bare_app.py); `pages`: a JSON file of fixed GET answers it serves too."""
     port = free_port()
-    argv = [sys.executable, str(BENCH / "bare_app.py"), str(port), SECRET, TOKEN, fake.url]
+    argv = [sys.executable, str(BENCH / "bare_app.py"), str(port), SECRET, TOKEN, fake.url, *([pages] if pages else [])]
     bare = Child("bare-bolt", argv, child_env())
     try:
         wait_healthy(bare, port)

@@ -1,4 +1,4 @@
-"""Benchmark the bot: ack latency, timeline ingestion, escalation sweep, reports, memory.
+"""Benchmark the bot: ack latency, timeline ingestion, escalation sweep, reports, memory, the status page.
 
     python benchmarks/run.py [--quick] [--backend sqlite|postgresql|both] [--only NAME,...] [--profile]
     python benchmarks/run.py --only chaos [--seconds S]   (the chaos run, benchmarks/chaos.py; not in the default set)
@@ -25,13 +25,14 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]  # the bot, and th
 
 import bot_bench  # noqa: E402
 import databases  # noqa: E402
+import page_load_bench  # noqa: E402
 import procs  # noqa: E402
 import profiling  # noqa: E402
 import reports_bench  # noqa: E402
 import sweep_bench  # noqa: E402
 from loadgen import LoadPool  # noqa: E402
 
-NAMES = ("acks", "ingest", "sweep", "reports", "memory")
+NAMES = ("acks", "ingest", "sweep", "reports", "memory", "statuspage")
 FULL = {"ingest": 3000, "open": 10_000, "closed": 1_000_000, "incidents": 100_000}
 QUICK = {"ingest": 1000, "open": 1_000, "closed": 50_000, "incidents": 10_000}
 AIMS = {
@@ -41,6 +42,7 @@ AIMS = {
     "sweep_ms": 50.0,
     "report_ms": 1000.0,
     "rss_mb": 150.0,
+    "page_p99_ms": page_load_bench.AIM_PAGE_P99_MS,  # issue 14: the status page at 64 clients
 }
 
 
@@ -144,14 +146,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "quick": args.quick, "sizes": sizes, "aims": AIMS}
     results["backends"] = {}
     needs_bot = bool(only & {"acks", "ingest", "memory"})
-    fake = procs.Fake() if needs_bot else None
+    fake = procs.Fake() if needs_bot or "statuspage" in only else None
     started = time.monotonic()
     try:
         for backend in backends:
             figures: dict[str, Any] = results["backends"].setdefault(backend, {})
-            if fake is not None:
+            if fake is not None and needs_bot:
                 print(f"[{backend}] bot: ack latency, ingestion, memory ...", file=sys.stderr, flush=True)
                 figures["bot"] = bot_phases(backend, fake, only, sizes, args.profile)
+            if fake is not None and "statuspage" in only:
+                print(f"[{backend}] status page under load, acks beside it ...", file=sys.stderr, flush=True)
+                figures["statuspage"] = page_load_bench.run(backend, fake, quick=args.quick)
             if "sweep" in only:
                 print(f"[{backend}] escalation sweep ...", file=sys.stderr, flush=True)
                 with profiling.pyinstrument(f"sweep-{backend}", enabled=args.profile):
@@ -262,6 +267,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
         ),
         ("memory: RSS after load, front + worker (MB)", "bot.rss_after_load_sum_mb", "", None),
         ("memory: peak RSS, front / worker (MB)", "bot.rss_peak_front_mb|bot.rss_peak_worker_mb", "", None),
+        *page_load_bench.ROWS,
     ]
 
 

@@ -1,11 +1,14 @@
 """The status page's HTTP routes (STATUS_PAGE=true): the cached StatusSite, under a cap of its own.
 
-The page shares cheroot's pool of threads with /slack/events. A cache hit takes well under a
-millisecond, but a version poll or a render waits on the database, and a burst of page requests
-meanwhile could hold every thread. So at most LIMIT page requests are served at once; one more is
-answered 503 with Retry-After at once (a thread for microseconds), and the rest of the pool stays
-free for Slack's acks. A second server would need a second port and address for operators to
-route; the cap gives the same protection on the one `PORT` that CONTRACT.md promises.
+The page shares cheroot's pool of threads with /slack/events. A cache hit takes microseconds and
+never waits on the database (the version poll runs in the site's refresh thread), so it is served
+outside the cap: under 64 concurrent clients a thread holding a slot for a cache hit could still
+wait for the GIL long enough to fill the cap, and page clients got 503s while no thread waited on
+anything. What may wait on the database or render (the first render, a path not yet cached) is
+capped: at most LIMIT such requests at once; one more is answered 503 with Retry-After at once (a
+thread for microseconds), and the rest of the pool stays free for Slack's acks. A second server
+would need a second port and address for operators to route; the cap gives the same protection on
+the one `PORT` that CONTRACT.md promises.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class StatusRoute:
     def __call__(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
         if not self._ready():
             return 503, b"starting", dict(BUSY_HEADERS)
+        hit = self.site.serve_cached(path, if_none_match=headers.get("if-none-match"))
+        if hit is not None:
+            return hit[0], hit[2], dict(hit[1])
         if not self._slots.acquire(blocking=False):
             return 503, b"busy, retry in a second", dict(BUSY_HEADERS)
         try:

@@ -62,6 +62,11 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
+def _normalise(path: str) -> str:
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    return path.rstrip("/") if len(path) > 1 else path
+
+
 def _static_files() -> dict[str, bytes]:
     return {f"/status/static/{p.name}": p.read_bytes() for p in sorted(pages.STATIC.iterdir()) if p.is_file()}
 
@@ -124,26 +129,42 @@ class StatusSite:
 
     def _fresh_summary(self) -> Summary:
         """The summary the cache holds (call under the lock). When it is stale (the version moved, or
-        it is older than max_age) it is rebuilt: in the background while the old one is served, so
-        no request waits for a render, except the very first."""
+        it is older than max_age) it is rebuilt. In the background (the default) no request waits on
+        the database once the first page is rendered: a request whose poll is due starts a thread
+        that reads the version and, if it moved, renders; meanwhile every request, that one included,
+        is served the cached page. On SQLite even that one-row read begins a write transaction
+        (storage/db.py), so it queues behind the worker's writes: under the lock it held up every
+        page request with it, and past the route's cap of 16, answered them 503."""
         now = self._clock()
         summary = self._summary
-        if summary is not None and not self._stale(summary, now):
-            return summary
         if summary is None or not self._background:
+            if summary is not None and not self._stale(summary, now):
+                return summary
             self._summary, self._cache = self._load(now)
             # The snapshot read the version in its own transaction: that is the poll.
             self._version, self._polled_at = self._summary.snapshot.version, now
             return self._summary
-        if self._refresher is None or not self._refresher.is_alive():
+        due = self._polled_at is None or (now - self._polled_at).total_seconds() >= self._poll_interval
+        aged = (now - summary.now).total_seconds() >= self._max_age
+        if (due or aged) and (self._refresher is None or not self._refresher.is_alive()):
+            self._polled_at = now
             self._refresher = threading.Thread(
-                target=self._refresh, args=(now,), name="statuspage-refresh", daemon=True
+                target=self._refresh, args=(now, summary, aged), name="statuspage-refresh", daemon=True
             )
             self._refresher.start()
         return summary
 
-    def _refresh(self, now: datetime) -> None:
+    def _refresh(self, now: datetime, summary: Summary, aged: bool) -> None:
         try:
+            if not aged:
+                try:
+                    with db.unit_of_work(self._sessions) as session:
+                        version = service.current_version(session=session)
+                except sa.exc.DBAPIError:
+                    log.warning("status page: cannot read the version, serving the cached page", exc_info=True)
+                    return
+                if version == summary.snapshot.version:
+                    return
             summary, cache = self._load(now)
             for path in PRERENDERED:  # the paths widgets and people poll: ready before the swap
                 cache[path] = self._render(path, summary, self._base)
@@ -152,6 +173,7 @@ class StatusSite:
             return
         with self._lock:
             self._summary, self._cache = summary, cache
+            self._version = summary.snapshot.version
 
     def wait_for_refresh(self, timeout: float | None = None) -> None:
         """Wait for a background refresh under way (tests, and export after a change)."""
@@ -203,23 +225,36 @@ class StatusSite:
 
     def serve(self, path: str, *, if_none_match: str | None = None) -> Response:
         """(status, headers, body) for a GET of `path` (query string ignored); 304 when the ETag matches."""
-        path = path.split("?", 1)[0].split("#", 1)[0]
-        if len(path) > 1:
-            path = path.rstrip("/")
+        path = _normalise(path)
         if path in self._static:
-            body = self._static[path]
-            rendered = Rendered(
-                200, CONTENT_TYPES.get(Path(path).suffix, "application/octet-stream"), body, _etag(body)
-            )
-        else:
-            with self._lock:
-                summary = self._fresh_summary()
-                cached = self._cache.get(path)
-                if cached is None:
-                    cached = self._render(path, summary, self._base)
-                    if cached.status == 200:  # unknown paths are not kept: anyone can ask for any number
-                        self._cache[path] = cached
-                rendered = cached
+            return self._answer(path, self._static_rendered(path), if_none_match)
+        with self._lock:
+            summary = self._fresh_summary()
+            cached = self._cache.get(path)
+            if cached is None:
+                cached = self._render(path, summary, self._base)
+                if cached.status == 200:  # unknown paths are not kept: anyone can ask for any number
+                    self._cache[path] = cached
+        return self._answer(path, cached, if_none_match)
+
+    def serve_cached(self, path: str, *, if_none_match: str | None = None) -> Response | None:
+        """`serve`'s answer when it is a static file or a cache hit, which neither renders nor waits
+        on the database (in the background mode, once the first page is rendered); None otherwise."""
+        path = _normalise(path)
+        if path in self._static:
+            return self._answer(path, self._static_rendered(path), if_none_match)
+        if not self._background or self._summary is None:  # the first render reads the database
+            return None
+        with self._lock:
+            self._fresh_summary()  # at most starts the refresh thread
+            cached = self._cache.get(path)
+        return None if cached is None else self._answer(path, cached, if_none_match)
+
+    def _static_rendered(self, path: str) -> Rendered:
+        body = self._static[path]
+        return Rendered(200, CONTENT_TYPES.get(Path(path).suffix, "application/octet-stream"), body, _etag(body))
+
+    def _answer(self, path: str, rendered: Rendered, if_none_match: str | None) -> Response:
         headers = self._headers(path, rendered)
         if rendered.status == 200 and _matches(if_none_match, rendered.etag):
             return 304, [(k, v) for k, v in headers if k != "Content-Length"], b""

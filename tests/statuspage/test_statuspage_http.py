@@ -4,8 +4,12 @@ server, ETag/304, HEAD, off by default, and a cap that keeps page bursts from ta
 from __future__ import annotations
 
 import http.client
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,17 +132,20 @@ def test_page_requests_over_the_cap_get_503_with_retry_after(
         return real_serve(path, **kwargs)
 
     monkeypatch.setattr(route.site, "serve", slow_serve)
-    # Hold every slot of the cap with requests that block in the site.
+    # Hold every slot of the cap with requests that block in the site (renders: paths not cached).
     holders = [
-        threading.Thread(target=request, args=(page_bot, "GET", "/status")) for _ in range(status_route.LIMIT)
+        threading.Thread(target=request, args=(page_bot, "GET", f"/status/incidents/{900000 + n}"))
+        for n in range(status_route.LIMIT)
     ]
     for thread in holders:
         thread.start()
     try:
         for _ in range(status_route.LIMIT):  # until all of them are inside
             assert inside.acquire(timeout=5)
-        status, headers, _ = request(page_bot, "GET", "/api/v2/status.json")
+        status, headers, _ = request(page_bot, "GET", "/status/incidents/999999")
         assert status == 503 and headers["retry-after"] == "1"
+        # A cache hit waits on nothing: it is served outside the cap, even while the cap is full.
+        assert request(page_bot, "GET", "/status")[0] == 200
         # Slack's route still has threads: /healthz (and /slack/events beside it) answers at once.
         assert request(page_bot, "GET", "/healthz")[0] == 200
     finally:
@@ -146,3 +153,26 @@ def test_page_requests_over_the_cap_get_503_with_retry_after(
         for thread in holders:
             thread.join(10)
     assert request(page_bot, "GET", "/api/v2/status.json")[0] == 200
+
+
+def test_the_benchmark_page_clients_fetch_the_page_over_keep_alive(page_bot: Bot) -> None:
+    # benchmarks/page_client.py, as `python benchmarks/run.py --only statuspage` drives it.
+    client = Path(__file__).resolve().parents[2] / "benchmarks" / "page_client.py"
+    paths = "/status,/api/v2/summary.json"
+    argv = [sys.executable, str(client), str(page_bot.service.port), "closed", "4", "40", paths]
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        assert process.stdout.readline().strip() == "ready"
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        answer = json.loads(process.stdout.readline())
+        process.stdin.write("quit\n")
+        process.stdin.flush()
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert set(answer["samples"]) == {"/status", "/api/v2/summary.json"}
+    assert sum(len(samples) for samples in answer["samples"].values()) == 40
+    assert {code for counts in answer["status"].values() for code in counts} == {"200"}

@@ -4,6 +4,7 @@ and the static export is whole, relatively linked, and replaced atomically."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -106,6 +107,36 @@ def test_a_stale_page_is_served_while_the_new_one_renders_in_the_background(sess
     assert site.serve("/api/v2/status.json")[2] == before  # stale, while the refresh runs
     site.wait_for_refresh(timeout=30)
     assert json.loads(site.serve("/api/v2/status.json")[2])["status"]["indicator"] == "maintenance"
+
+
+def test_requests_never_wait_for_the_version_poll(sessions: db.SessionFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On SQLite the poll queues behind the worker's writes: it must hold up no page request.
+    sp_data.populate(sessions)
+    clock = Clock(sp_data.NOW)
+    site = _site(sessions, clock, background=True)
+    before = site.serve("/status")[2]
+    polling, release = threading.Event(), threading.Event()
+    real = site_module.service.current_version
+
+    def slow(*, session: object) -> int:
+        polling.set()
+        release.wait(10)
+        return real(session=session)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(site_module.service, "current_version", slow)
+    clock.advance(1)
+    try:
+        answers: list[bytes] = []
+        for _ in range(2):  # the request that starts the poll, and one while it is under way
+            request = threading.Thread(target=lambda: answers.append(site.serve("/status")[2]))
+            request.start()
+            request.join(5)
+            assert polling.wait(5)
+        assert answers == [before, before]
+    finally:
+        release.set()
+        site.wait_for_refresh(timeout=10)
+    assert site.serve("/status")[2] == before  # the version did not move: nothing rendered
 
 
 def test_a_database_outage_keeps_the_last_page(sessions: db.SessionFactory, monkeypatch: pytest.MonkeyPatch) -> None:
