@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from bot import crontab
 from bot.incidents.deadlines import format_duration
+from bot.oncall.schedules import OverrideIndex, next_handoffs
 from bot.runtime import digest_jobs
 from bot.settings import Settings, SettingsError, config_file, config_file_problems, load_settings
 from bot.slack.context import make_client
@@ -61,7 +62,28 @@ def digest_lines(settings: Settings, now: datetime) -> list[str]:
     return lines
 
 
-SCHEDULE_LINES: list[ScheduleLines] = [digest_lines]
+def oncall_lines(settings: Settings, now: datetime) -> list[str]:
+    """Each schedule's next handoff (its rotation: `check` reads no override) and each paging policy."""
+    lines = []
+    for name in sorted(settings.oncall.schedules):
+        schedule = settings.oncall.schedules[name]
+        coming = next_handoffs(schedule, OverrideIndex(), now, 1)
+        if coming:
+            handoff = coming[0]
+            lines.append(f"on-call {name}: next handoff at {when(handoff.at, schedule.timezone)} to {handoff.user_id}")
+        else:
+            lines.append(f"on-call {name}: no handoff to come (one member, or the rotation has ended)")
+    for name in sorted(settings.oncall.policies):
+        policy = settings.oncall.policies[name]
+        steps = "; ".join(f"after {format_duration(step.after)}: {', '.join(step.notify)}" for step in policy.steps)
+        again = f", then {policy.repeat} more time{'s' if policy.repeat != 1 else ''}" if policy.repeat else ""
+        lines.append(f"paging policy {name}: {steps}{again}")
+    if not settings.oncall.schedules and not settings.oncall.policies:
+        lines.append("on-call: off (no oncall: section in CONFIG_FILE)")
+    return lines
+
+
+SCHEDULE_LINES: list[ScheduleLines] = [digest_lines, oncall_lines]
 
 
 def policy_lines(settings: Settings) -> list[str]:

@@ -208,3 +208,33 @@ def head() -> str:
         engine.dispose()
     assert revision
     return revision
+
+
+def test_each_schedule_gives_its_next_handoff_and_each_policy_its_steps(
+    monkeypatch: pytest.MonkeyPatch, fake_slack: FakeSlack, db_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "bot.yaml"
+    config.write_text(
+        "oncall:\n"
+        "  schedules:\n"
+        "    primary: {timezone: Europe/Berlin, rotation: weekly, handoff: 'mon 09:00', start: 2026-11-02,"
+        " members: [U01ALICE, U02BOB]}\n"
+        "  policies:\n"
+        "    default:\n"
+        "      steps:\n"
+        "        - {after: PT0M, notify: ['schedule:primary']}\n"
+        "        - {after: PT10M, notify: ['U0LEAD', 'S0SRE']}\n"
+        "      repeat: 1\n"
+        "  routes:\n"
+        "    - {match: {severity: [P0, P1]}, policy: default}\n"
+    )
+    for name, value in env_for(db_url, fake_slack, CONFIG_FILE=str(config)).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(ROOT / "tests")
+    # Tuesday 2026-12-01: Alice has had the week since Mon 30 Nov (shift 4); Bob takes over on Mon 7 Dec.
+    report = check.check(now=datetime(2026, 12, 1, 12, tzinfo=UTC))
+    assert report.problems == []
+    assert "on-call primary: next handoff at 2026-12-07 09:00 CET (Mon) to U02BOB" in report.lines
+    assert "paging policy default: after 0s: schedule:primary; after 10m: U0LEAD, S0SRE, then 1 more time" in (
+        report.lines
+    )
