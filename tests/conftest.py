@@ -88,9 +88,19 @@ def _migrated_pg_url() -> Iterator[str]:
 
 
 def _truncate_all(engine: Engine) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    """Empty every table and restart every sequence: what `TRUNCATE ... RESTART IDENTITY` does.
+
+    DELETE, children first, then setval: TRUNCATE gives every table and index a new file, which
+    took about half a second per test here, while the few rows a test leaves are deleted at once.
+    """
     with engine.begin() as connection:
-        connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            connection.execute(sa.text(f'DELETE FROM "{table.name}"'))
+        sequences = connection.execute(
+            sa.text("SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) FROM pg_sequences")
+        ).scalars()
+        for sequence in sequences:
+            connection.execute(sa.text("SELECT setval(:seq, 1, false)"), {"seq": sequence})
         # As a fresh database has it (its migration writes the one row): created now.
         connection.execute(sa.text("INSERT INTO installation (id) VALUES (1)"))
 
