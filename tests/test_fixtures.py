@@ -40,7 +40,8 @@ def test_the_postgresql_database_is_emptied_and_its_ids_restart(db_url: str, eng
         for table in SQLModel.metadata.sorted_tables:
             # A fresh database's one row, as its migration writes it (the install time), is put back.
             expected = 1 if table.name == "installation" else 0
-            assert connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == expected, table.name
+            assert connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == expected, (
+                table.name
+            )
         assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
     assert _declare(sessions) == first  # the ids start again from 1
-
