@@ -47,8 +47,13 @@ def stored(bot: Bot) -> tuple[list[tuple[str, Any]], int, int]:
     return incidents, messages, events
 
 
+# Reads the bot's own jobs make whenever they run (start-up identity, the timeline backfill, the
+# people-names job): not the effect of any request, so a test of "changes nothing" leaves them out.
+BACKGROUND_READS = {"auth.test", "conversations.replies", "conversations.history", "users.info"}
+
+
 def slack_calls(bot: Bot) -> list[str]:
-    return [c.method for c in bot.fake.calls() if c.method != "auth.test"]
+    return [c.method for c in bot.fake.calls() if c.method not in BACKGROUND_READS]
 
 
 def genuine_requests(incident: Incident, team_id: str = sr.DEFAULT_TEAM_ID) -> dict[str, sr.SignedRequest]:
