@@ -123,3 +123,16 @@ def open_modal(client: WebClient, tell: Callable[[str], None], trigger_id: str, 
     except (SlackClientError, OSError) as exc:
         log.warning("views.open failed: %s", type(exc).__name__)
         tell(messages.form_not_opened("Slack did not answer"))
+
+
+def tell(client: WebClient, body: dict[str, Any], text: str) -> None:
+    """An ephemeral answer to whoever clicked, where they clicked (or a DM); a failure is only logged."""
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    user = body["user"]["id"]
+    try:
+        if channel:
+            client.chat_postEphemeral(channel=channel, user=user, text=text)
+        else:
+            client.chat_postMessage(channel=user, text=text)
+    except (SlackApiError, SlackClientError, OSError) as exc:
+        log.warning("could not tell %s: %s", user, type(exc).__name__)

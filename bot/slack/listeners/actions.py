@@ -9,7 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlmodel import Session
 
 from bot.ids import Action, Callback
@@ -18,7 +17,7 @@ from bot.incidents import queries as incident_queries
 from bot.mrkdwn import thread_link
 from bot.slack.blocks import messages, modals, status_modals
 from bot.slack.context import Runtime
-from bot.slack.listeners import Stage, after_ack, open_modal
+from bot.slack.listeners import Stage, after_ack, open_modal, tell
 from bot.slack.people import remember_payload_profile
 from bot.statuspage import service as statuspage
 from storage.db import unit_of_work
@@ -41,17 +40,6 @@ def _value(body: dict[str, Any]) -> str:
 
 def register(app: App, rt: Runtime, stage: Stage) -> None:
     policy = rt.settings.policy
-
-    def tell(client: WebClient, body: dict[str, Any], text: str) -> None:
-        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-        user = body["user"]["id"]
-        try:
-            if channel:
-                client.chat_postEphemeral(channel=channel, user=user, text=text)
-            else:
-                client.chat_postMessage(channel=user, text=text)
-        except (SlackApiError, SlackClientError, OSError) as exc:
-            log.warning("could not tell %s: %s", user, type(exc).__name__)
 
     def change(client: WebClient, body: dict[str, Any], work: Callable[[Session], object]) -> None:
         """Run one change after the ack; a refusal or outage is told to the clicking user only."""
