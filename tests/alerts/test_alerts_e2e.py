@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -20,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 from bot_harness import Bot, poll
-from bot_process import free_port
 from fake_slack import Call
+from peer_process import PeerProcess
 
 from bot.incidents import queries as incident_queries
 from bot.runtime.alert_route import PATH
@@ -49,13 +48,13 @@ def iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class Alertmanager:
+class Alertmanager(PeerProcess):
+    name = "Alertmanager"
+
     """One Alertmanager process on loopback, with no cluster peers."""
 
     def __init__(self, binary: str, workdir: Path, bot_url: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "alertmanager.log"
+        super().__init__(workdir)
         hook = bot_url + PATH
 
         def receiver(name: str, credentials: str) -> dict[str, Any]:
@@ -84,8 +83,7 @@ class Alertmanager:
         config_path = workdir / "alertmanager.yml"
         config_path.write_text(yaml.safe_dump(config))
         (workdir / "data").mkdir()
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
+        self.launch(
             [
                 binary,
                 f"--config.file={config_path}",
@@ -94,23 +92,8 @@ class Alertmanager:
                 "--cluster.listen-address=",
                 "--log.level=debug",
             ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            timeout=15,
         )
-        poll(self.ready, timeout=15, message=f"Alertmanager ready; log:\n{self.log()}")
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"Alertmanager exited with {self.process.returncode}:\n{self.log()}")
-        try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    def log(self, tail: int | None = 4000) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return text[-tail:] if tail else text
 
     def post_alerts(self, alerts: list[dict[str, Any]]) -> None:
         request = urllib.request.Request(
@@ -130,16 +113,6 @@ class Alertmanager:
             for line in lines
             if line.startswith("alertmanager_notifications_failed_total{") and 'integration="webhook"' in line
         )
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._log.close()
 
 
 @pytest.fixture

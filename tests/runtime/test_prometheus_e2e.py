@@ -22,6 +22,7 @@ import yaml
 from bot_harness import SECRET, declare_values, poll
 from bot_process import bot_env, free_port, start_bot, wait_healthy
 from fake_slack import FakeSlack
+from peer_process import PeerProcess
 from sqlmodel import select
 
 from bot.ids import Action, Callback
@@ -45,11 +46,11 @@ def prometheus_binary() -> str:
     return found
 
 
-class Prometheus:
+class Prometheus(PeerProcess):
+    name = "Prometheus"
+
     def __init__(self, binary: str, workdir: Path, target: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "prometheus.log"
+        super().__init__(workdir)
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [
@@ -58,30 +59,15 @@ class Prometheus:
         }
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
+        self.launch(
             [
                 binary,
                 f"--config.file={config_path}",
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
             ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            timeout=30,
         )
-        poll(self.ready, timeout=30, message=f"Prometheus ready; log:\n{self.log()}")
-
-    def ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"Prometheus exited with {self.process.returncode}:\n{self.log()}")
-        try:
-            with urllib.request.urlopen(self.url + "/-/ready", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    def log(self, tail: int = 4000) -> str:
-        return self.log_path.read_text(errors="replace")[-tail:] if self.log_path.exists() else ""
 
     def get(self, path: str, **params: str) -> Any:
         url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
@@ -99,16 +85,6 @@ class Prometheus:
     def target_health(self) -> tuple[str, str]:
         targets = self.get("/api/v1/targets")["activeTargets"]
         return (targets[0]["health"], targets[0].get("lastError", "")) if targets else ("none", "")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._log.close()
 
 
 @pytest.fixture
