@@ -35,9 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--post", action="store_true", help="also post it to the incident channel")
     commands.add_parser("tracker", help="print the whole incident tracker as Markdown")
-    outbox = commands.add_parser("outbox", help="list the Slack calls set aside as dead letters; `retry` queues them")
+    outbox = commands.add_parser(
+        "outbox", help="list the dead letters (Slack calls, page notices); `retry` queues them again")
     outbox.add_argument("action", nargs="?", choices=["retry"], help="queue the dead letters again")
-    outbox.add_argument("ids", nargs="*", type=int, metavar="ID", help="only these (default: all)")
+    outbox.add_argument("ids", nargs="*", metavar="ID", help="only these: N (a Slack call) or page-N (a page notice)")
     statuspage = commands.add_parser("statuspage", help="the public status page")
     statuspage.add_argument("action", choices=["export"], help="write the page, its API and feeds as static files")
     statuspage.add_argument("directory", metavar="DIR", help="replaced whole, atomically")
@@ -173,30 +174,23 @@ def _named_period(args: argparse.Namespace, settings: Settings) -> Period | None
 
 
 def _outbox(args: argparse.Namespace, settings: Settings) -> int:
-    """Dead letters: listed, or queued again. Opens the database the bot uses and never creates one."""
-    from bot.incidents import outbox
-    from bot.runtime import logs
-    from storage.models import utcnow
+    """Dead letters (Slack calls and page notices): listed, or queued again. Opens the database the
+    bot uses and never creates one."""
+    from bot.runtime import logs, outbox_command
 
     logs.configure("WARNING")
-    sessions = _existing_database(settings.database_url)
-    if args.action == "retry":
-        with db.unit_of_work(sessions) as session:
-            queued = outbox.retry_dead_letters(session, args.ids or None, now=utcnow())
-        print(f"queued {queued} dead letter{'s' if queued != 1 else ''} again; the running bot sends them")
-        return 0
-    if args.ids:
+    if args.action != "retry" and args.ids:
         print("incident-bot: ids go with `outbox retry ID…`", file=sys.stderr)
         return 2
-    with db.unit_of_work(sessions) as session:
-        letters = outbox.dead_letters(session)
-    if not letters:
-        print("no dead letters")
-        return 0
-    for row in letters:
-        when = row.dead_at.strftime("%Y-%m-%d %H:%M UTC") if row.dead_at else "?"
-        print(f"{row.id}\t{row.kind}\t{row.incident_id or '-'}\t{when}\t{row.last_error or ''}")
-    return 0
+    try:
+        outbox_command.parse_ids(args.ids)
+    except outbox_command.BadId as exc:
+        print(f"incident-bot: {exc}", file=sys.stderr)
+        return 2
+    sessions = _existing_database(settings.database_url)
+    if args.action == "retry":
+        return outbox_command.retry(sessions, args.ids)
+    return outbox_command.listing(sessions)
 
 
 def _statuspage_export(directory: str, settings: Settings) -> int:

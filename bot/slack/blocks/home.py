@@ -28,12 +28,15 @@ def home_view(
     policy: deadlines.Policy,
     now: datetime,
     dead_letters: Sequence[tuple[str, str]] = (),
+    page_dead_letters: Sequence[tuple[str, str]] = (),
     oncall: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The Home view for views.publish. `incidents` are the most urgent first; `total_open` counts all.
 
     `dead_letters`: (incident id, Slack's reason) of the viewer's incidents whose Slack calls were
     set aside, so the commander learns that part of the story never reached Slack.
+    `page_dead_letters`: (incident id, reason) of their page notices (e-mail, webhook) set aside,
+    so the commander knows someone was not reached that way.
     `oncall`: lines saying whether the viewer is on call and who is on call now (blocks/oncall.py).
     """
     shown = list(incidents[:INCIDENT_LIMIT])
@@ -61,13 +64,16 @@ def home_view(
     if oncall:
         text = mrkdwn.truncate("*On call*\n" + "\n".join(oncall), 2900)
         blocks[-1:-1] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
-    if dead_letters:
-        lines = "\n".join(f"• {incident_id}: {reason}" for incident_id, reason in dead_letters[:10])
-        text = (
-            f":warning: *{len(dead_letters)} Slack message(s) of your incidents were refused by Slack* "
-            f"and set aside (an operator can resend them with `incident-bot outbox retry`):\n{lines}"
-        )
-        blocks[1:1] = [{"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn.truncate(text, 2900)}}]
+    # Each goes in at the top, so the page notices end up above the Slack calls.
+    warnings = (
+        (dead_letters, "Slack message(s) of your incidents were refused by Slack* and set aside",
+         "incident-bot outbox retry"),
+        (page_dead_letters, "page notice(s) of your incidents could not be delivered* and were set aside",
+         "incident-bot outbox retry page-N"),
+    )
+    for letters, what, retry in warnings:
+        if letters:
+            blocks[1:1] = [_dead_letter_warning(letters, what, retry)]
     if not total_open:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Open incidents*\nNone :tada:"}})
     else:
@@ -136,3 +142,10 @@ def _left(deadline: datetime, now: datetime) -> str:
 
 def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _dead_letter_warning(letters: Sequence[tuple[str, str]], what: str, retry: str) -> dict[str, Any]:
+    """One warning section: how many were set aside, the first ten with their reasons, how to resend."""
+    lines = "\n".join(f"• {incident_id}: {mrkdwn.escape(reason)}" for incident_id, reason in letters[:10])
+    text = f":warning: *{len(letters)} {what} (an operator can resend them with `{retry}`):\n{lines}"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn.truncate(text, 2900)}}

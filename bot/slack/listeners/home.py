@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from bot.incidents import outbox
 from bot.incidents import queries as incident_queries
-from bot.oncall import roster
+from bot.oncall import dead_letters, roster
 from bot.reports import metrics
 from bot.slack.blocks import home
 from bot.slack.blocks import oncall as oncall_blocks
@@ -36,7 +36,8 @@ def home_view(rt: Runtime, now: datetime, user: str | None = None) -> dict[str, 
         total = incident_queries.count_open(session)
         status = metrics.current_status(session, settings=rt.settings, now=now)
         letters = outbox.dead_letters_of_commander(session, user) if user else []
+        page_letters = dead_letters.dead_notices_of_commander(session, user) if user else []
         config = rt.settings.oncall
         statuses = roster.roster(config, roster.indexes(session, now), now, shown=1) if config.schedules else []
     return home.home_view(open_incidents, total, status, policy=rt.settings.policy(), now=now, dead_letters=letters,
-                          oncall=oncall_blocks.home_lines(statuses, user))
+                          page_dead_letters=page_letters, oncall=oncall_blocks.home_lines(statuses, user))
