@@ -55,6 +55,7 @@ class EntryKind(StrEnum):
 class SystemEvent(StrEnum):
     DECLARED = "declared"
     ACKNOWLEDGED = "acknowledged"
+    PAGE_ACKNOWLEDGED = "page_acknowledged"  # a reopened incident's new page, owned by someone
     STATUS_CHANGED = "status_changed"
     SEVERITY_CHANGED = "severity_changed"
     COMMANDER_CHANGED = "commander_changed"

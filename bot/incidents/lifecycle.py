@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from bot import mrkdwn
 from bot.incidents import deadlines
 from bot.incidents.forms import DeclareExtras, DeclareForm, FollowUpForm, ResolveForm
 from bot.incidents.outbox import OutboxKind, announce, enqueue
-from bot.incidents.queries import InvalidChange, add_system_entry, allocate_id, get, reschedule
+from bot.incidents.queries import InvalidChange, add_system_entry, allocate_id, current_reopen, get, reschedule
 from bot.oncall import paging
 from storage.models import (
     FollowUp,
@@ -102,7 +102,18 @@ def acknowledge(session: Session, incident_id: str, *, user: str, policy: deadli
     if incident.status == S.RESOLVED:
         raise InvalidChange(f"{incident.id} is already resolved.")
     if incident.acknowledged_at is not None:
-        raise InvalidChange(f"{incident.id} was already acknowledged.")
+        # A reopened incident keeps its first acknowledgement, but its new page runs until someone
+        # owns this spell: the card's button or the page DM's stops that page.
+        page = paging.page_acknowledged(session, incident.id, user=user, now=now)
+        if page is None:
+            raise InvalidChange(f"{incident.id} was already acknowledged.")
+        text = f"Page acknowledged by {mrkdwn.user(user)}"
+        _touch(incident, now)
+        data = {"page": page.id, "reopen": incident.reopened_count}
+        add_system_entry(session, incident, SystemEvent.PAGE_ACKNOWLEDGED, text, author=user, now=now, data=data)
+        announce(session, incident.id, f":eyes: {text}.", now=now)
+        reschedule(session, incident, policy, now)
+        return incident
     incident.acknowledged_at = now
     text = f"Acknowledged by {mrkdwn.user(user)}"
     if incident.commander is None:
@@ -229,16 +240,9 @@ def reopen(session: Session, incident_id: str, *, user: str, policy: deadlines.P
     add_system_entry(session, incident, SystemEvent.REOPENED, text, author=user, now=now, data=data)
     announce(session, incident.id, f":rotating_light: {text}.", now=now)
     reschedule(session, incident, policy, now)
+    session.flush()  # the Reopen row, which tells the paging whose spell this is
+    paging.incident_paged(session, incident, policy.oncall, now)  # a reopened routed incident pages again
     return incident
-
-
-def current_reopen(session: Session, incident: Incident) -> Reopen | None:
-    """The reopening whose spell is the incident's current one, or None before any reopening."""
-    if not incident.reopened_count:
-        return None
-    return session.exec(
-        select(Reopen).where(Reopen.incident_id == incident.id, Reopen.seq == incident.reopened_count)
-    ).first()
 
 
 def open_time(session: Session, incident: Incident, *, now: datetime | None = None) -> timedelta:

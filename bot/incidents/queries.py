@@ -15,6 +15,7 @@ from storage.models import (
     Escalation,
     FollowUp,
     Incident,
+    Reopen,
     SystemEvent,
     TimelineEntry,
 )
@@ -129,3 +130,12 @@ def reschedule(session: Session, incident: Incident, policy: deadlines.Policy, n
 
 def age(incident: Incident, now: datetime) -> timedelta:
     return (incident.resolved_at or now) - incident.started_at
+
+
+def current_reopen(session: Session, incident: Incident) -> Reopen | None:
+    """The reopening whose spell is the incident's current one, or None before any reopening."""
+    if not incident.reopened_count:
+        return None
+    return session.exec(
+        select(Reopen).where(Reopen.incident_id == incident.id, Reopen.seq == incident.reopened_count)
+    ).first()

@@ -1,7 +1,8 @@
 """Paging wired into the incidents: a page starts with a routed incident, and the sweep claims due notices.
 
-The lifecycle (bot/incidents/lifecycle.py) calls `incident_paged` on declaration and on a severity
-change, `page_acknowledged` and `pages_resolved`, each in the transaction of the change itself.
+The lifecycle (bot/incidents/lifecycle.py) calls `incident_paged` on declaration, on a severity
+change and on a reopening, `page_acknowledged` and `pages_resolved`, each in the transaction of the
+change itself.
 
 `sweep` is the paging job's pass (bot/runtime/scheduler.py): the pages whose next step is due
 (one range scan on `page.next_step_at`), each due notice claimed by inserting its row
@@ -24,6 +25,7 @@ from sqlmodel import Session, col, select
 
 from bot import mrkdwn
 from bot.incidents.outbox import OutboxKind, enqueue
+from bot.incidents.queries import current_reopen
 from bot.oncall import service
 from bot.oncall.config import SCHEDULE_PREFIX, OnCallConfig, Policy
 from bot.oncall.pages import Notice, channels_for, due_steps, next_due_at, resolve_targets, route_for
@@ -46,12 +48,14 @@ def incident_fields(incident: Incident) -> dict[str, Any]:
 
 
 def incident_paged(session: Session, incident: Incident, config: OnCallConfig | None, now: datetime) -> Page | None:
-    """Start a page when a route matches the incident (declared, or raised into a paging severity).
+    """Start a page when a route matches the incident (declared, raised into a paging severity, or reopened).
 
-    None when no route matches, a page of this incident is running already, or someone has
-    acknowledged it (raising an acknowledged incident's severity pages nobody: it has an owner).
+    None when no route matches, a page of this incident is running already, or someone owns the
+    incident's current spell (raising an acknowledged incident's severity pages nobody: it has an
+    owner). A reopened incident is a new spell: the acknowledgement of its first life does not
+    own it, so it pages again, as a new page (`Page.spell`).
     """
-    if config is None or incident.acknowledged_at is not None or incident.resolved_at is not None:
+    if config is None or incident.resolved_at is not None or owned(session, incident):
         return None
     policy = route_for(incident_fields(incident), config.routes)
     if policy is None:
@@ -60,6 +64,24 @@ def incident_paged(session: Session, incident: Incident, config: OnCallConfig | 
     if page is not None:
         log.info("%s: page %s started (policy %s)", incident.id, page.id, policy)
     return page
+
+
+def owned(session: Session, incident: Incident) -> bool:
+    """Someone acknowledged the incident's current spell: since its last reopening, if it has one.
+
+    The incident's `acknowledged_at` is its first acknowledgement (MTTA counts from it, and
+    reopening keeps it); after a reopening, the acknowledgement of that spell's page owns it.
+    """
+    if incident.acknowledged_at is None:
+        return False
+    if not incident.reopened_count:
+        return True
+    spell = current_reopen(session, incident)
+    if spell is None or incident.acknowledged_at >= spell.reopened_at:
+        return True
+    reopened_at = spell.reopened_at
+    acked_since = select(Page.id).where(Page.incident_id == incident.id, col(Page.acknowledged_at) >= reopened_at)
+    return session.exec(acked_since).first() is not None
 
 
 def page_acknowledged(session: Session, incident_id: str, *, user: str, now: datetime) -> Page | None:

@@ -13,6 +13,7 @@ from sqlmodel import Session
 from bot import mrkdwn
 from bot.incidents import lifecycle as incidents
 from bot.incidents import queries as incident_queries
+from bot.oncall import service as oncall
 from bot.slack.blocks import card as card_blocks
 from bot.slack.sends import Posted, Send, describe, mark_escalation, outbox_metadata
 from bot.statuspage import service as statuspage
@@ -35,6 +36,10 @@ class OutboxKinds:
             mttr=incidents.open_time(session, incident) if incident.resolved_at and incident.reopened_count else None,
             status_page=self.settings.status_page,
             public_id=public.id if public is not None else None,
+            # A reopened incident keeps its first acknowledgement; its new page still needs one.
+            page_running=incident.acknowledged_at is not None
+            and incident.resolved_at is None
+            and oncall.active_page(session=session, incident_id=incident.id) is not None,
         )
 
     def runbook_for(self, incident: Incident) -> tuple[str, str] | None:

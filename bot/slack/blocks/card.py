@@ -47,8 +47,12 @@ def card(
     mttr: timedelta | None = None,
     status_page: bool = False,
     public_id: int | None = None,
+    page_running: bool = False,
 ) -> dict[str, Any]:
     """`text` and `blocks` for chat.postMessage / chat.update. `mttr`: the open time, if reopened.
+
+    `page_running`: a page of the incident runs though it was acknowledged (it was reopened), so
+    the card offers Acknowledge again, to stop that page.
 
     With `status_page`, a button to publish the incident, or, once published (`public_id`), to update it."""
     clock = deadlines.clock_of(incident)
@@ -94,7 +98,7 @@ def card(
         context.append(f"Suggested runbook: *{mrkdwn.escape(runbook[0])}*")
     context.append("Reply in this thread to add to the timeline; :pushpin: marks a key event.")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": t} for t in context[:10]]})
-    buttons = _buttons(incident, runbook, status_page, public_id)
+    buttons = _buttons(incident, runbook, status_page, public_id, page_running)
     blocks.append({"type": "actions", "block_id": Block.CARD_ACTIONS, "elements": buttons})
     return {"text": f"{incident.id} [{incident.severity}] {title} ({incident.status})", "blocks": blocks}
 
@@ -114,11 +118,11 @@ def _button(text: str, action: Action, value: str, style: str | None = None, url
 
 
 def _buttons(
-    incident: Incident, runbook: tuple[str, str] | None, status_page: bool, public_id: int | None
+    incident: Incident, runbook: tuple[str, str] | None, status_page: bool, public_id: int | None, page_running: bool
 ) -> list[dict[str, Any]]:
     buttons = []
     resolved = incident.status == Status.RESOLVED
-    if not resolved and incident.acknowledged_at is None:
+    if not resolved and (incident.acknowledged_at is None or page_running):
         buttons.append(_button("Acknowledge", Action.ACKNOWLEDGE, incident.id, "primary"))
     if incident.status == Status.INVESTIGATING:
         buttons.append(_button("Mitigated", Action.MITIGATE, incident.id))
