@@ -59,16 +59,32 @@ def parse_smtp_url(url: str) -> SmtpTarget:
     return SmtpTarget(parts.scheme, parts.hostname, port, username, password)
 
 
+def notice_key(incident_id: str, notice_id: int) -> str:
+    """The one name of a page notice outside the bot: the e-mail's Message-ID, the webhook's
+    Idempotency-Key. Stable across attempts, so a mail system or relay can drop a repeat."""
+    return f"{incident_id}.page-{notice_id}"
+
+
 def compose_page_email(
-    page: PageEmail, *, to: list[str], sender: str, now: datetime, domain: str | None = None
+    page: PageEmail, *, to: list[str], sender: str, now: datetime, domain: str | None = None,
+    notice_id: int | None = None,
 ) -> EmailMessage:
-    """Plain text and an HTML alternative; the subject names the incident; nothing secret in headers."""
+    """Plain text and an HTML alternative; the subject names the incident; nothing secret in headers.
+
+    With `notice_id` the Message-ID is that notice's own (`<INC-….page-N@domain>`), the same on
+    every attempt: a send repeated after a crash (sent, not yet recorded) carries the same id,
+    which mail systems that deduplicate on Message-ID (Gmail, most list servers) deliver once.
+    """
     message = EmailMessage()
     message["Subject"] = f"[{page.severity}] {page.incident_id}: {page.title}"
     message["From"] = sender
     message["To"] = ", ".join(to)
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid(idstring=page.incident_id, domain=domain or sender.rpartition("@")[2] or None)
+    host = domain or sender.rpartition("@")[2] or None
+    if notice_id is not None:
+        message["Message-ID"] = f"<{notice_key(page.incident_id, notice_id)}@{host or 'incident-bot'}>"
+    else:
+        message["Message-ID"] = make_msgid(idstring=page.incident_id, domain=host)
     # Replies and re-pages of one incident thread together in mail clients.
     message["X-Incident-Id"] = page.incident_id
     lines = [

@@ -3,7 +3,8 @@
 Each notice is sent outside any transaction, then settled through its fenced claim
 (bot/oncall/service.mark_sent / mark_failed): a sender whose lease ran out records nothing.
 Failures are retried with back-off; a permanent one (a webhook's 4xx, or too many attempts) is a
-dead letter, logged once at ERROR and counted in `/healthz?detail=1` (`page_dead_letters`).
+dead letter, logged once at ERROR and counted in `/healthz?detail=1` (`page_dead_letters`), listed
+and queued again by `incident-bot outbox [retry]` and shown in App Home (bot/oncall/dead_letters.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime
 
 from bot.oncall import service
 from bot.oncall.config import OnCallConfig
-from bot.oncall.email import EmailError, PageEmail, compose_page_email, send_email
+from bot.oncall.email import EmailError, PageEmail, compose_page_email, notice_key, send_email
 from bot.oncall.paging import LIST_TARGET, MAX_ATTEMPTS, EmailLookup, Outbound
 from bot.oncall.webhook import backoff, page_payload, send_page_webhook
 from storage.db import SessionFactory, unit_of_work
@@ -86,7 +87,7 @@ def _send(config: OnCallConfig, item: Outbound, senders: Senders,
             return "sent", None, None  # turned off since it was claimed: nothing to send
         person = {"user_id": claim.target} | _contact(config, claim.target)
         payload = page_payload(incident=item.incident, person=person, acknowledge_url=None, step=claim.step + 1,
-                               sent_at=now)
+                               sent_at=now, idempotency_key=notice_key(item.incident["id"], claim.id))
         result = send_page_webhook(senders.webhook_url, payload, secret=senders.webhook_secret, now=now,
                                    attempt=claim.attempt)
         return result.outcome, result.error, result.next_attempt_at
@@ -105,7 +106,7 @@ def _send(config: OnCallConfig, item: Outbound, senders: Senders,
     message = compose_page_email(
         PageEmail(incident["id"], incident["title"], incident["severity"], incident["status"],
                   incident["thread_url"], step=f"step {claim.step + 1}"),
-        to=to, sender=sender, now=now,
+        to=to, sender=sender, now=now, notice_id=claim.id,
     )
     try:
         send_email(message, smtp_url=senders.smtp_url, tls_context=senders.tls_context)

@@ -21,6 +21,9 @@ from typing import Any, Literal
 
 SIGNATURE_HEADER = "X-Incident-Bot-Signature"
 TIMESTAMP_HEADER = "X-Incident-Bot-Timestamp"
+# The notice's stable name (bot.oncall.email.notice_key), also the body's `idempotency_key`: the
+# same on every attempt, so a relay drops a call repeated after a lost answer or a crash.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_CAP = timedelta(hours=1)
 RETRYABLE_4XX = frozenset({408, 425, 429})
@@ -41,10 +44,13 @@ def page_payload(
     acknowledge_url: str | None,
     step: int,
     sent_at: datetime,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     """The body: incident {id, title, severity, status, thread_url}, person {user_id, name?, email?,
-    phone?} (absent details left out), acknowledge_url, step, sent_at (ISO 8601 UTC)."""
-    return {
+    phone?} (absent details left out), acknowledge_url, step, sent_at (ISO 8601 UTC), and the
+    notice's idempotency_key (the Idempotency-Key header's value)."""
+    key = {"idempotency_key": idempotency_key} if idempotency_key else {}
+    return key | {
         "incident": {key: incident.get(key) for key in ("id", "title", "severity", "status", "thread_url")},
         "person": {"user_id": person["user_id"]}
         | {key: person[key] for key in ("name", "email", "phone") if person.get(key)},
@@ -86,7 +92,9 @@ def send_page_webhook(
     timeout: float = 10.0,
     opener: urllib.request.OpenerDirector | None = None,
 ) -> WebhookResult:
-    """POST the signed payload once and classify the outcome (never raises for HTTP or network errors)."""
+    """POST the signed payload once and classify the outcome (never raises for HTTP or network errors).
+
+    The payload's `idempotency_key`, when it has one, also goes as the Idempotency-Key header."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = int(now.timestamp())
     request = urllib.request.Request(
@@ -98,7 +106,8 @@ def send_page_webhook(
             "User-Agent": "incident-bot",
             TIMESTAMP_HEADER: str(timestamp),
             SIGNATURE_HEADER: sign(secret, timestamp, body),
-        },
+        }
+        | ({IDEMPOTENCY_HEADER: str(payload["idempotency_key"])} if payload.get("idempotency_key") else {}),
     )
     retry_at = now + backoff(attempt)
     try:

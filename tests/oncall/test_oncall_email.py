@@ -39,6 +39,17 @@ def test_compose() -> None:
     assert "Checkout &lt;down&gt; &amp; payments" in html and f'href="{PAGE.thread_url}"' in html
 
 
+def test_a_notices_message_id_is_its_own_and_the_same_on_every_attempt() -> None:
+    first = compose_page_email(PAGE, to=TO, sender="incident-bot@example.com", now=utc(2026, 12, 2, 3), notice_id=12)
+    again = compose_page_email(PAGE, to=TO, sender="incident-bot@example.com", now=utc(2026, 12, 2, 4), notice_id=12)
+    other = compose_page_email(PAGE, to=TO, sender="incident-bot@example.com", now=utc(2026, 12, 2, 3), notice_id=13)
+    assert first["Message-ID"] == again["Message-ID"] == "<INC-2026-12-02-001.page-12@example.com>"
+    assert other["Message-ID"] == "<INC-2026-12-02-001.page-13@example.com>"
+    assert first["Date"] != again["Date"]
+    # Without a notice (not a page's): a fresh id each time, as before.
+    assert _message()["Message-ID"] != _message()["Message-ID"]
+
+
 def _received(recorder) -> list:  # type: ignore[no-untyped-def]
     return [email.message_from_bytes(e.original_content, policy=email.policy.default) for e in recorder.envelopes]
 

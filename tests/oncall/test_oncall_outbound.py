@@ -133,3 +133,80 @@ def test_an_address_from_the_slack_profile(
     assert [tuple(e.rcpt_tos) for e in recorder.envelopes] == [("1alice@example.com",)]
     assert emails("U01ALICE") == "1alice@example.com"
     assert len(fake_slack.calls("users.info")) == 1  # remembered
+
+
+def test_a_webhook_whose_answer_was_lost_is_sent_again_with_the_same_idempotency_key(
+    sessions: db.SessionFactory, receiver: tuple[Receiver, str],  # noqa: F811
+) -> None:
+    state, url = receiver
+    state.statuses = [0]  # the relay takes the first call, but its answer never arrives
+    settings = Settings(oncall=ONCALL)
+    senders = Senders(webhook_url=url, webhook_secret=SECRET)
+    page(sessions, settings)
+    run(sessions, settings, senders, NOW)
+    run(sessions, settings, senders, NOW + timedelta(seconds=31))
+    assert len(state.received) == 2
+    with db.unit_of_work(sessions) as session:
+        (notice,) = [n for n in notifications(session=session, page_id=1) if n.channel == "webhook"]
+    key = f"{_incident_id(sessions)}.page-{notice.id}"
+    assert state.keys == [key, key]
+    assert [body["idempotency_key"] for body in state.received] == [key, key]
+    assert notice.sent_at is not None and notice.attempts == 2
+
+
+def _crash_after_sending(sessions: db.SessionFactory, settings: Settings, senders: Senders) -> None:
+    """The sweep claims at NOW and the sender sends, then dies before recording anything."""
+    from bot.oncall.outbound import _send
+
+    swept = paging.sweep(sessions, settings.oncall, now=NOW, worker="w1", channels=BOTH)
+    for item in swept.outbound or []:
+        assert _send(settings.oncall, item, senders, NOW)[0] == "sent"
+
+
+def test_a_sender_that_died_between_sending_and_recording_repeats_the_call_with_the_same_key(
+    sessions: db.SessionFactory, receiver: tuple[Receiver, str],  # noqa: F811
+) -> None:
+    from bot.oncall.service import DEFAULT_LEASE
+
+    state, url = receiver
+    settings = Settings(oncall=ONCALL)
+    senders = Senders(webhook_url=url, webhook_secret=SECRET)
+    page(sessions, settings)
+    _crash_after_sending(sessions, settings, senders)
+    # Another replica takes the notice over once the dead sender's lease has run out.
+    swept = paging.sweep(sessions, settings.oncall, now=NOW + DEFAULT_LEASE + timedelta(seconds=1), worker="w2",
+                         channels=BOTH)
+    send_outbound(sessions, settings.oncall, swept.outbound or [], senders, now=NOW + DEFAULT_LEASE)
+    to_alice = [k for k, body in zip(state.keys, state.received, strict=True) if body["step"] == 1]
+    assert len(to_alice) == 2 and to_alice[0] == to_alice[1] and to_alice[0] is not None
+    (webhook,) = [o.claim for o in swept.outbound or [] if o.claim.channel == "webhook"]
+    assert webhook.attempt == 2 and to_alice[0] == f"{_incident_id(sessions)}.page-{webhook.id}"
+
+
+def test_an_email_repeated_after_a_crash_has_the_same_message_id(
+    sessions: db.SessionFactory, smtp: tuple[Any, str, Any],
+) -> None:
+    import email
+    import email.policy
+
+    from bot.oncall.service import DEFAULT_LEASE
+
+    recorder, smtp_url, context = smtp
+    settings = Settings(oncall=CONFIG)
+    senders = Senders(smtp_url=smtp_url, email_from="bot@example.com", tls_context=context)
+    page(sessions, settings)
+    _crash_after_sending(sessions, settings, senders)
+    later = NOW + DEFAULT_LEASE + timedelta(seconds=1)
+    swept = paging.sweep(sessions, settings.oncall, now=later, worker="w2", channels=BOTH)
+    emails = [item for item in swept.outbound or [] if item.claim.channel == "email"]
+    assert len(emails) == 2  # Alice's e-mail and the list's, both taken over
+    send_outbound(sessions, settings.oncall, emails, senders, now=later)
+    received = [email.message_from_bytes(e.original_content, policy=email.policy.default) for e in recorder.envelopes]
+    ids: dict[str, list[str]] = {}
+    for message in received:
+        ids.setdefault(str(message["To"]), []).append(str(message["Message-ID"]))
+    incident_id = _incident_id(sessions)
+    assert sorted(ids) == ["alice@example.com", "ops-oncall@example.com"]
+    for to, (first, second) in ids.items():
+        assert first == second and first.startswith(f"<{incident_id}.page-") and first.endswith("@example.com>"), to
+    assert ids["alice@example.com"] != ids["ops-oncall@example.com"]

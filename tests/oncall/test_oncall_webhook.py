@@ -14,6 +14,7 @@ from freezegun import freeze_time
 from oncall_fixtures import utc
 
 from bot.oncall.webhook import (
+    IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     backoff,
@@ -29,9 +30,10 @@ NOW = utc(2026, 12, 2, 3, 4, 5)
 
 class Receiver:
     def __init__(self) -> None:
-        self.statuses: list[int] = []  # what to answer, in turn (then 200)
+        self.statuses: list[int] = []  # what to answer, in turn (then 200); 0: take it, answer nothing
         self.received: list[dict[str, Any]] = []
         self.verified: list[bool] = []
+        self.keys: list[str | None] = []  # each request's Idempotency-Key header
 
 
 @pytest.fixture
@@ -44,7 +46,11 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
             state.verified.append(verify(SECRET, self.headers[TIMESTAMP_HEADER], body,
                                          self.headers[SIGNATURE_HEADER], now=NOW))
             state.received.append(json.loads(body))
+            state.keys.append(self.headers.get(IDEMPOTENCY_HEADER))
             status = state.statuses.pop(0) if state.statuses else 200
+            if status == 0:  # the relay took it, but its answer is lost: the connection just closes
+                self.close_connection = True
+                return
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -79,6 +85,24 @@ def test_payload_shape() -> None:
     assert payload["incident"]["id"] == "INC-2026-12-02-001"
     assert payload["sent_at"] == "2026-12-02T03:04:05Z"
     assert set(payload) == {"incident", "person", "acknowledge_url", "step", "sent_at"}
+
+
+def test_the_idempotency_key_goes_in_the_body_and_as_a_header(receiver: tuple[Receiver, str]) -> None:
+    state, url = receiver
+    payload = page_payload(incident={"id": "INC-2026-12-02-001"}, person={"user_id": "U01ALICE"},
+                           acknowledge_url=None, step=1, sent_at=NOW, idempotency_key="INC-2026-12-02-001.page-7")
+    assert payload["idempotency_key"] == "INC-2026-12-02-001.page-7"
+    assert send_page_webhook(url, payload, secret=SECRET, now=NOW).outcome == "sent"
+    assert state.keys == ["INC-2026-12-02-001.page-7"] and state.verified == [True]
+    send_page_webhook(url, _payload(), secret=SECRET, now=NOW)  # no key: no header
+    assert state.keys[1] is None
+
+
+def test_a_lost_answer_is_retried(receiver: tuple[Receiver, str]) -> None:
+    state, url = receiver
+    state.statuses = [0]
+    result = send_page_webhook(url, _payload(), secret=SECRET, now=NOW)
+    assert result.outcome == "retry" and len(state.received) == 1
 
 
 def test_sent_and_signed(receiver: tuple[Receiver, str]) -> None:
