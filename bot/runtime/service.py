@@ -102,6 +102,8 @@ class Service:
         if feed is not None:
             self.server.add_prefix_route(oncall_route.PREFIX, oncall_route.prefix_route(feed))
         self.socket_client: Any = None
+        self._socket_lock = threading.Lock()
+        self._socket_thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
@@ -139,7 +141,8 @@ class Service:
             self.background.start()
         self.health.migrated.set()
         if self.settings.socket_mode:
-            threading.Thread(target=self._connect_socket, name="socket-mode", daemon=True).start()
+            self._socket_thread = threading.Thread(target=self._connect_socket, name="socket-mode", daemon=True)
+            self._socket_thread.start()
 
     def _token_rejected(self, exc: TokenRejected) -> None:
         self.failure = str(exc)
@@ -148,8 +151,11 @@ class Service:
     def stop(self) -> None:
         """Stop taking requests, finish those in flight and the work they left, then the rest."""
         self.stopping.set()
-        if self.socket_client is not None:
-            self.socket_client.close()
+        with self._socket_lock:  # the connect thread may be handing over a client right now
+            if self.socket_client is not None:
+                self.socket_client.close()
+        if self._socket_thread is not None:
+            self._socket_thread.join(timeout=5)  # a connect() under way finishes, and closes what it opened
         self.server.stop()
         if self.worker is not None:
             self.worker.stop()  # it finishes the requests in hand, then its scheduler and deliverer
@@ -181,19 +187,30 @@ class Service:
         from slack_sdk.socket_mode import SocketModeClient
 
         assert self.settings.slack_app_token is not None
-        self.socket_client = SocketModeClient(
+        client = SocketModeClient(
             app_token=self.settings.slack_app_token.get_secret_value(), web_client=self.rt.client
         )
-        self.socket_client.socket_mode_request_listeners.append(self._on_socket_request)
+        client.socket_mode_request_listeners.append(self._on_socket_request)
+        with self._socket_lock:
+            if self.stopping.is_set():
+                client.close()
+                return
+            self.socket_client = client
         delay = 1.0
         while not self.stopping.is_set():
             try:
-                self.socket_client.connect()
+                client.connect()
             except (SlackApiError, SlackClientError, OSError) as exc:
                 log.warning("Socket Mode connection failed (%s); retrying in %.0fs", type(exc).__name__, delay)
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 60)
                 continue
+            if self.stopping.is_set():
+                # stop() closed the client while connect() was under way, and connect() turns
+                # reconnecting back on and starts its monitor: close again, or that monitor
+                # keeps calling apps.connections.open after the bot has stopped.
+                client.close()
+                return
             log.info("connected to Slack over Socket Mode")
             return
 

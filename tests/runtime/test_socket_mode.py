@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from bot_harness import Bot
@@ -22,3 +23,18 @@ def test_http_mode_does_not_open_a_socket(bot: Bot) -> None:
     assert bot.get("/healthz") == (200, b"ok")
     bot.declare()
     assert bot.fake.calls("apps.connections.open") == []
+
+
+def test_a_bot_stopped_while_it_connects_leaves_no_socket_client_running(make_bot: Callable[..., Bot]) -> None:
+    # slack_sdk's connect() turns reconnecting back on and starts its monitor thread when it
+    # finishes; a stop() that lands during connect() must still leave nothing calling Slack.
+    bot = make_bot(slack_app_token=APP_TOKEN, slack_signing_secret=None)
+    bot.fake.delay("apps.connections.open", 0.5)
+    bot.fake.wait_for("apps.connections.open", timeout=10)  # a first call went; the client exists
+    client = bot.service.socket_client
+    bot.stop()
+    connecting = [t for t in threading.enumerate() if t.name == "socket-mode"]
+    for thread in connecting:
+        thread.join(timeout=10)
+    assert client is not None and client.closed
+    assert not client.current_app_monitor.is_alive() and not client.current_session_runner.is_alive()
