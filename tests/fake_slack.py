@@ -833,3 +833,14 @@ def fake_slack() -> Iterator[FakeSlack]:
     """A started FakeSlack, stopped after the test."""
     with FakeSlack() as fake:
         yield fake
+
+
+@pytest.fixture
+def recent_slack() -> Iterator[FakeSlack]:
+    """A FakeSlack whose message ts are the real clock's, as Slack's are.
+
+    The default fake's ts start in 2025, and a sender that lost a call's outcome looks for it only
+    among messages since its row was written: a test of that recovery needs this one.
+    """
+    with FakeSlack(first_ts=f"{time.time():.6f}") as fake:
+        yield fake

@@ -209,11 +209,16 @@ class Deliverer(OutboxKinds, PostedLookup):
         now = utcnow()
         with unit_of_work(self.sessions) as session:
             before = session.execute(
-                sa.select(Outbox.claim_token, Outbox.claimed_until).where(Outbox.id == row_id)  # type: ignore[arg-type]
+                sa.select(Outbox.claim_token, Outbox.claimed_until, Outbox.kind, Outbox.incident_id).where(
+                    Outbox.id == row_id  # type: ignore[arg-type]
+                )
             ).first()
             if before is None:
                 return None
-            previous_token, previous_until = before
+            previous_token, previous_until, kind, incident_id = before
+            busy = kind == OutboxKind.CARD_UPDATE.value and incident_id is not None
+            if busy and self._card_update_in_flight(session, str(incident_id), now):
+                return None  # taken again once that one is done: it renders what is current then
             # Compare-and-set on the previous token: whoever wins the claim also learns, race-free,
             # whether the claim before it ended without an outcome.
             result = session.execute(
@@ -238,6 +243,29 @@ class Deliverer(OutboxKinds, PostedLookup):
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return None
             return Claim(token, unsure=previous_until is not None)
+
+    def _card_update_in_flight(self, session: sa.orm.Session, incident_id: str, now: Any) -> bool:
+        """Whether another re-render of this incident's card is claimed and not yet done.
+
+        A re-render renders when it is taken, so two in flight at once (two lanes, two replicas)
+        could reach Slack in the wrong order and leave the card showing the older state. One at a
+        time per incident: on PostgreSQL the incident's row is locked first, so two claimers take
+        turns and the second sees the first's claim (SQLite has one writer at a time).
+        """
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(sa.select(Incident.id).where(Incident.id == incident_id).with_for_update())  # type: ignore[arg-type]
+        other = session.execute(
+            sa.select(Outbox.id)
+            .where(
+                Outbox.incident_id == incident_id,
+                Outbox.kind == OutboxKind.CARD_UPDATE.value,
+                Outbox.delivered_at.is_(None),  # type: ignore[union-attr]
+                Outbox.dead_at.is_(None),  # type: ignore[union-attr]
+                Outbox.claimed_until > now,  # type: ignore[operator]
+            )
+            .limit(1)
+        ).first()
+        return other is not None
 
     def _deliver_one(self, row_id: int) -> bool:
         claim = self._claim(row_id)

@@ -16,8 +16,8 @@ from bot.slack.sends import (
     PERMANENT_ERRORS,
     Posted,
     Send,
-    _outbox_id,
     describe,
+    is_post_of,
     slack_error,
 )
 from storage.db import unit_of_work
@@ -70,7 +70,7 @@ class PostedLookup:
                 else:
                     page = self.client.conversations_history(**args)
                 for message in page.get("messages") or []:
-                    if _outbox_id(message) == row_id:
+                    if is_post_of(message, row_id, posted.since):
                         return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
                 cursor = (page.get("response_metadata") or {}).get("next_cursor")
                 if not page.get("has_more") or not cursor:

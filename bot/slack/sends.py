@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk import WebClient
@@ -80,15 +80,33 @@ Handler = Callable[[Session, Outbox], Send | None]
 
 def outbox_metadata(row: Outbox) -> dict[str, Any]:
     """Slack message metadata naming the outbox row a post comes from (see Deliverer._find_posted)."""
-    return {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": row.id}}
+    return {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": row.id, "created": _instant(row.created_at)}}
 
 
-def _outbox_id(message: dict[str, Any]) -> int | None:
+def is_post_of(message: dict[str, Any], row_id: int, created_at: datetime) -> bool:
+    """Whether `message` is the post of the outbox row `row_id` written at `created_at`.
+
+    A row id alone is not unique in a channel: another installation posting there (staging beside
+    production, a database started afresh) has rows of the same ids, and taking its post for ours
+    would record ours as delivered when it never was. Posts made before the time was added carry
+    the id only, and still match by it (so an installation still on an older version can still be
+    mistaken for us, until it is upgraded).
+    """
     metadata = message.get("metadata")
     if not isinstance(metadata, dict) or metadata.get("event_type") != METADATA_EVENT:
-        return None
-    value = (metadata.get("event_payload") or {}).get("outbox_id")
-    return value if isinstance(value, int) else None
+        return False
+    payload = metadata.get("event_payload") or {}
+    if not isinstance(payload, dict) or payload.get("outbox_id") != row_id:
+        return False
+    created = payload.get("created")
+    return created is None or created == _instant(created_at)
+
+
+def _instant(at: datetime) -> str:
+    # UTC wall time to the microsecond: the same whether the backend gave the value a zone or not
+    # (a naive value is UTC, as storage writes them).
+    utc = at.astimezone(UTC) if at.tzinfo is not None else at
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 def mark_escalation(session: Session, escalation_id: int) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -19,10 +18,8 @@ from storage.models import Outbox
 
 
 @pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    # Message timestamps from the real clock, as Slack's: a lookup reads only since the row was written.
-    with FakeSlack(first_ts=f"{time.time():.6f}") as fake:
-        yield fake
+def fake_slack(recent_slack: FakeSlack) -> FakeSlack:
+    return recent_slack  # ts from the real clock, as Slack's: a lookup reads only since the row was written
 
 
 def dm_row(bot: Bot) -> Outbox:

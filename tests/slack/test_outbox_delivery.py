@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from fake_slack import FakeSlack
 from slack_sdk import WebClient
 from sqlmodel import select
 
-from bot.incidents.outbox import OutboxKind, enqueue
+from bot.incidents.outbox import OutboxKind, enqueue, refresh_card
 from bot.slack import leases
 from bot.slack.context import make_client
 from bot.slack.delivery import Deliverer
@@ -47,13 +46,6 @@ def incident_row(number: int, **fields: Any) -> Incident:
     )
 
 
-@pytest.fixture
-def recent_slack() -> Iterator[FakeSlack]:
-    """A fake Slack whose message ts are now, as Slack's are: a lookup reads only what is recent."""
-    with FakeSlack(first_ts=f"{time.time():.6f}") as fake:
-        yield fake
-
-
 def posts(fake: FakeSlack, text: str) -> list[dict[str, Any]]:
     """The messages Slack holds whose text starts with `text`, in every channel the test uses."""
     return [
@@ -61,14 +53,13 @@ def posts(fake: FakeSlack, text: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_a_card_whose_sender_died_after_posting_is_found_by_its_metadata_not_posted_twice(
-    sessions: db.SessionFactory, recent_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fake_slack = recent_slack
+def card_waiting_for_two_senders(
+    sessions: db.SessionFactory, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> tuple[WebClient, Deliverer, Deliverer]:
+    """Incident 002's card queued, two senders with a short lease, and (client, dying, survivor)."""
     monkeypatch.setattr(leases, "LEASE", timedelta(milliseconds=300))
     settings = settings_for("sqlite://", fake_slack)
     client = make_client(settings)
-    dying, survivor = Deliverer(sessions, client, settings), Deliverer(sessions, client, settings)
     earlier = client.chat_postMessage(channel="ops-incidents", text="an earlier card")
     with db.unit_of_work(sessions) as session:
         # An earlier incident's card tells the survivor the incident channel's ID.
@@ -76,6 +67,14 @@ def test_a_card_whose_sender_died_after_posting_is_found_by_its_metadata_not_pos
         session.add(incident_row(2, title="Checkout is down"))
         session.flush()
         enqueue(session, OutboxKind.CARD_POST, incident_id="INC-2026-01-01-002")
+    return client, Deliverer(sessions, client, settings), Deliverer(sessions, client, settings)
+
+
+def test_a_card_whose_sender_died_after_posting_is_found_by_its_metadata_not_posted_twice(
+    sessions: db.SessionFactory, recent_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_slack = recent_slack
+    _client, dying, survivor = card_waiting_for_two_senders(sessions, fake_slack, monkeypatch)
     real_card_post = dying._card_post
 
     def post_then_die(session: Any, row: Outbox) -> Send | None:
@@ -104,6 +103,36 @@ def test_a_card_whose_sender_died_after_posting_is_found_by_its_metadata_not_pos
     assert _card_row.delivered_at is not None
 
 
+def test_another_installations_post_under_the_same_row_id_is_not_taken_for_ours(
+    sessions: db.SessionFactory, recent_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Staging beside production, or a database started afresh: their outbox row 1 is not ours.
+    fake_slack = recent_slack
+    client, dying, survivor = card_waiting_for_two_senders(sessions, fake_slack, monkeypatch)
+    (row,) = outbox_rows(sessions)
+    theirs = {
+        "event_type": "incident_bot_outbox",
+        "event_payload": {"outbox_id": row.id, "created": "2026-01-01T00:00:00.000000"},
+    }
+    client.chat_postMessage(channel="ops-incidents", text="staging: its own card", metadata=theirs)
+
+    def die_before_sending(session: Any, row: Outbox) -> Send | None:
+        raise Died  # the claim is left to expire: the next sender is unsure and looks
+
+    dying.handlers[OutboxKind.CARD_POST.value] = die_before_sending
+    with pytest.raises(Died):
+        dying.deliver_pending()
+    time.sleep(0.4)
+    assert survivor.deliver_pending() == 1
+
+    assert fake_slack.calls("conversations.history")  # it did look
+    cards = posts(fake_slack, "INC-2026-01-01-002")
+    assert len(cards) == 1, cards
+    with db.unit_of_work(sessions) as session:
+        incident = session.get(Incident, "INC-2026-01-01-002")
+        assert incident is not None and incident.card_ts == cards[0]["ts"]
+
+
 def test_a_reply_whose_answer_timed_out_is_found_in_the_thread_not_posted_twice(
     sessions: db.SessionFactory, recent_slack: FakeSlack
 ) -> None:
@@ -129,7 +158,11 @@ def test_a_reply_whose_answer_timed_out_is_found_in_the_thread_not_posted_twice(
     assert Deliverer(sessions, make_client(settings), settings).deliver_pending() == 1
     replies = [m for m in fake_slack.messages("ops-incidents") if m.get("thread_ts") == card["ts"]]
     assert [m["text"] for m in replies] == ["Escalated: P2"]
-    assert replies[0]["metadata"] == {"event_type": "incident_bot_outbox", "event_payload": {"outbox_id": row.id}}
+    created = row.created_at.replace(tzinfo=None).isoformat(timespec="microseconds")
+    assert replies[0]["metadata"] == {
+        "event_type": "incident_bot_outbox",
+        "event_payload": {"outbox_id": row.id, "created": created},
+    }
     assert fake_slack.calls("conversations.replies")
     (row,) = outbox_rows(sessions)
     assert row.delivered_at is not None
@@ -197,3 +230,46 @@ def test_a_reply_that_comes_before_the_card_ts_is_recorded_is_kept(bot: Bot, fak
 
     (entry,) = poll(stored, timeout=8, message="the early reply in the timeline")
     assert entry.text == "I see 502s from the LB"
+
+
+def test_two_senders_never_have_one_incidents_card_in_flight_twice(
+    sessions: db.SessionFactory, fake_slack: FakeSlack
+) -> None:
+    # A re-render renders when it is taken: had a second sender taken the next one while the
+    # first was still on its way, Slack could get them in the wrong order and keep the older card.
+    settings = settings_for("sqlite://", fake_slack)
+    slow, quick = (Deliverer(sessions, make_client(settings), settings) for _ in range(2))
+    sending, release = threading.Event(), threading.Event()
+    render = slow.handlers[OutboxKind.CARD_UPDATE.value]
+
+    def held(session: Any, row: Outbox) -> Send:
+        send = render(session, row)  # the card as it is now, before the change below
+        original = send.call
+
+        def call(client: WebClient) -> Any:
+            sending.set()
+            assert release.wait(10)
+            return original(client)
+
+        return Send(call)
+
+    slow.handlers[OutboxKind.CARD_UPDATE.value] = held
+    incident_id = "INC-2026-01-01-007"
+    with db.unit_of_work(sessions) as session:
+        session.add(incident_row(7, channel_id="C0INCIDENTS", card_ts="1764168000.000100"))
+        session.flush()
+        refresh_card(session, incident_id)
+    first = threading.Thread(target=slow.deliver_pending)
+    first.start()
+    try:
+        assert sending.wait(5)
+        with db.unit_of_work(sessions) as session:
+            session.get(Incident, incident_id).status = "Mitigated"  # type: ignore[union-attr]
+            refresh_card(session, incident_id)
+        assert quick.deliver_pending() == 0  # the newer re-render waits for the one in flight
+    finally:
+        release.set()
+        first.join(10)
+    assert quick.deliver_pending() == 1
+    updates = fake_slack.calls("chat.update")
+    assert len(updates) == 2 and "Mitigated" in str(updates[-1].params["text"])
