@@ -17,10 +17,11 @@ from fake_slack import FakeSlack
 
 from bot.ids import Block, Callback
 from bot.runtime import http as bot_http
+from bot.runtime.intake import request_key
 from bot.runtime.service import Service
 from bot.settings import Settings
-from storage import db
-from storage.models import Incident
+from storage import db, inbox
+from storage.models import Incident, utcnow
 
 SECRET = "3f2b8c1d9e7a4b6c5d0e1f2a3b4c5d6e"  # the shape of a real one: 32 lowercase hex
 TOKEN = "xoxb-test-token-0000"
@@ -56,14 +57,25 @@ class Bot:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.service.port}"
 
+    _engine: Any = field(default=None, repr=False)
+
     @property
     def sessions(self) -> db.SessionFactory:
-        return self.service.rt.sessions
+        """The test's own way into the bot's database, with the default 30 s wait for locks.
+
+        Not the front's engine: it waits at most 2 s (the ack path's budget), and on a loaded
+        machine a read of the test's could time out behind one slow write of the bot's own.
+        """
+        if self._engine is None:
+            self._engine = db.create_db_engine(self.service.settings.database_url)
+        return db.session_factory(self._engine)
 
     def stop(self) -> None:
         if not self.stopped:
             self.stopped = True
             self.service.stop()
+        if self._engine is not None:
+            self._engine.dispose()
 
     def send(self, request: sr.SignedRequest) -> tuple[int, bytes, dict[str, str]]:
         return sr.post(self.url + "/slack/events", request)
@@ -194,3 +206,19 @@ def _make_bot(db_url: str, fake_slack: FakeSlack) -> Iterator[Callable[..., Bot]
 @pytest.fixture
 def bot(make_bot: Callable[..., Bot]) -> Bot:
     return make_bot()
+
+
+def store_in_inbox(engine: Any, *requests: sr.SignedRequest) -> None:
+    """Put signed requests into the inbox as the front stores them after its ack (each one new)."""
+    with engine.begin() as connection:
+        for request in requests:
+            key = request_key(request.payload)
+            assert key is not None
+            assert inbox.record(
+                connection,
+                key=key,
+                mode="http",
+                body=request.text,
+                headers={"content-type": request.headers["Content-Type"]},
+                now=utcnow(),
+            )

@@ -43,7 +43,7 @@ def claim_event(session: Session, event_id: str | None, now: datetime) -> bool:
     return insert_ignoring_conflict(session, ProcessedEvent, {"event_id": event_id, "received_at": now})
 
 
-def _message_row(incident_id: str, message: ThreadMessage, *, deleted: bool = False) -> dict[str, Any]:
+def message_row(incident_id: str, message: ThreadMessage, *, deleted: bool = False) -> dict[str, Any]:
     return {
         "incident_id": incident_id,
         "kind": EntryKind.MESSAGE.value,
@@ -90,16 +90,23 @@ def record_message(
     incident = incident or thread_incident(session, message.channel_id, message.thread_ts)
     if incident is None:
         return False
-    if not insert_ignoring_conflict(session, TimelineEntry, _message_row(incident.id, message)):
+    if not insert_ignoring_conflict(session, TimelineEntry, message_row(incident.id, message)):
         return False
-    # Activity only matters to the update nudge; most replies (P2/P3, not yet acknowledged) need
-    # no write to the incident row at all, which a busy thread's replies would otherwise queue on.
+    record_activity(session, incident, policy=policy, now=now)
+    return True
+
+
+def record_activity(session: Session, incident: ThreadIncident, *, policy: deadlines.Policy, now: datetime) -> None:
+    """A reply was stored in the incident's thread: move its last activity (and update nudge).
+
+    Activity only matters to the update nudge; most replies (P2/P3, not yet acknowledged) need
+    no write to the incident row at all, which a busy thread's replies would otherwise queue on.
+    """
     if _nudge_applies(incident, policy) and _lock_for_activity(session, incident.id):
         row = session.get(Incident, incident.id)
         if row is not None:
             row.last_activity_at = max(row.last_activity_at or now, now)
             reschedule(session, row, policy, now)
-    return True
 
 
 def _nudge_applies(incident: ThreadIncident, policy: deadlines.Policy) -> bool:
@@ -135,7 +142,7 @@ def record_edit(session: Session, message: ThreadMessage, *, now: datetime) -> T
         return None
     entry = _entry(session, incident.id, message.ts, for_update=True)
     if entry is None:
-        if insert_ignoring_conflict(session, TimelineEntry, _message_row(incident.id, message)):
+        if insert_ignoring_conflict(session, TimelineEntry, message_row(incident.id, message)):
             return _entry(session, incident.id, message.ts)
         entry = _entry(session, incident.id, message.ts, for_update=True)
         if entry is None:
@@ -166,7 +173,7 @@ def record_delete(session: Session, message: ThreadMessage) -> TimelineEntry | N
     entry = _entry(session, incident.id, message.ts, for_update=True)
     if entry is None:
         # Deleted before we saw it: keep a tombstone so the late original is not resurrected.
-        insert_ignoring_conflict(session, TimelineEntry, _message_row(incident.id, message, deleted=True))
+        insert_ignoring_conflict(session, TimelineEntry, message_row(incident.id, message, deleted=True))
         entry = _entry(session, incident.id, message.ts, for_update=True)
         if entry is None:
             return None

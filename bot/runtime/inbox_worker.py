@@ -17,13 +17,16 @@ import logging
 import sqlite3
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 
 import sqlalchemy as sa
 from slack_bolt import App, BoltRequest
 from sqlmodel import Session
 
+from bot.slack import reply_batch
 from bot.slack.context import Runtime
 from bot.slack.listeners import WorkDeferred
 from storage import db, inbox, spool
@@ -43,6 +46,12 @@ POLL_SECONDS = 1.0
 GATHER_SECONDS = 0.005
 # How soon work that found the database unavailable is tried again.
 RETRY_DELAY = timedelta(seconds=2)
+# Requests claimed per free thread: thread replies go many to a task (bot/slack/reply_batch.py),
+# so a claim sized to the free threads alone would starve the batches.
+CLAIMS_PER_THREAD = 2
+# Thread replies stored in one transaction at most.
+REPLY_BATCH = 50
+BATCH_WRITERS = 4
 # A request taken this many times without finishing (each time its worker died) is set aside.
 MAX_ATTEMPTS = 5
 
@@ -81,6 +90,10 @@ class InboxWorker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._in_hand: dict[int, inbox.Claim] = {}
+        self._tasks = 0  # pool tasks submitted and not finished
+        # Reply batches writing at once: past a few they only queue on SQLite's writer lock or on
+        # the incident's row (the `message` listener's TIMELINE_WRITERS, for the same reason).
+        self._batch_writers = threading.BoundedSemaphore(BATCH_WRITERS)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="inbox")
         self._thread: threading.Thread | None = None
@@ -101,7 +114,18 @@ class InboxWorker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
+        # The claim loop renewed the leases; while the pool drains, this does, or a long drain
+        # would hand the queued requests to another replica mid-way.
+        drained = threading.Event()
+        renewer = threading.Thread(target=self._renew_until, args=(drained,), name="inbox-renew", daemon=True)
+        renewer.start()
         self._pool.shutdown(wait=True)
+        drained.set()
+        renewer.join()
+
+    def _renew_until(self, done: threading.Event) -> None:
+        while not done.wait(self.lease.total_seconds() / 3):
+            self._renew()
 
     def in_hand(self) -> int:
         with self._lock:
@@ -113,22 +137,53 @@ class InboxWorker:
         renewed = utcnow()
         while not self._stopping.is_set():
             claims = self._claim()
-            for claim in claims:
-                self._pool.submit(self._run, claim)
+            self._submit(claims)
             if utcnow() - renewed >= self.lease / 3:
                 self._renew()
                 renewed = utcnow()
-            if not claims or self.in_hand() >= self.threads:
+            if not claims or self._free_threads() <= 0:
                 if self._wake.wait(self.poll_seconds):
                     # Woken by an ack: let the acks arriving with it land too, and take them all
                     # in one claim rather than one transaction each (each one a writer, on SQLite).
                     self._stopping.wait(GATHER_SECONDS)
                 self._wake.clear()
 
+    def _free_threads(self) -> int:
+        with self._lock:
+            return self.threads - self._tasks
+
+    def _submit(self, claims: list[inbox.Claim]) -> None:
+        """One task per request, except thread replies: REPLY_BATCH of them to a task."""
+        replies: list[reply_batch.QueuedReply] = []
+        tasks: list[Callable[[], None]] = []
+        for claim in claims:
+            reply = reply_batch.reply_of(self.rt, claim) if claim.attempt <= MAX_ATTEMPTS else None
+            if reply is None:
+                tasks.append(partial(self._run, claim))
+            else:
+                replies.append(reply)
+        for start in range(0, len(replies), REPLY_BATCH):
+            tasks.append(partial(self._run_replies, replies[start : start + REPLY_BATCH]))
+        with self._lock:
+            self._tasks += len(tasks)
+        for task in tasks:
+            self._pool.submit(self._task, task)
+
+    def _task(self, task: Callable[[], None]) -> None:
+        try:
+            task()
+        finally:
+            with self._lock:
+                self._tasks -= 1
+            self._wake.set()  # a thread is free: the claim loop may be waiting for one
+
     def _claim(self) -> list[inbox.Claim]:
-        free = self.threads - self.in_hand()
-        if free <= 0:
+        free_threads = self._free_threads()
+        if free_threads <= 0:
             return []
+        # At least a batch's worth, or a busy pool (one thread freed at a time) would claim two
+        # requests at a wake-up and the batches would shrink to two replies just under load.
+        free = max(free_threads * CLAIMS_PER_THREAD, REPLY_BATCH)
         moved = 0
         try:
             with self.rt.engine.begin() as connection:
@@ -181,9 +236,39 @@ class InboxWorker:
             if not first_write.done:
                 self._finish(claim)
         finally:
-            with self._lock:
+            self._forget([claim])
+
+    def _run_replies(self, queued: list[reply_batch.QueuedReply]) -> None:
+        """Store a batch of thread replies in one transaction; on any trouble, one at a time."""
+        try:
+            if not self._store_batch(queued):
+                for item in queued:  # each fenced on its own: only the ones we lost are skipped
+                    self._run(item.claim)
+        finally:
+            # Done, or run one by one (`_run` lets go of each it ran); one the fallback never
+            # reached (it raised) must not stay in hand, renewed for ever: its lease ends instead.
+            self._forget([item.claim for item in queued])
+
+    def _store_batch(self, queued: list[reply_batch.QueuedReply]) -> bool:
+        """True when the batch is stored and settled. Any failure, an outage included, is left to
+        the one-request path, which tells an outage (deferred) from a bug (logged) and a lost
+        claim (skipped) request by request."""
+        try:
+            with self._batch_writers:
+                reply_batch.store(self.rt, queued)
+            return True
+        except inbox.ClaimLost as exc:
+            log.info("thread replies: %s; storing them one at a time", exc)
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+            log.warning("a batch of %d thread replies failed (%s); storing them one at a time", len(queued), exc)
+        except Exception:
+            log.exception("a batch of %d thread replies failed; storing them one at a time", len(queued))
+        return False
+
+    def _forget(self, claims: list[inbox.Claim]) -> None:
+        with self._lock:
+            for claim in claims:
                 self._in_hand.pop(claim.id, None)
-            self._wake.set()  # a thread is free: the claim loop may be waiting for one
 
     def _defer(self, claim: inbox.Claim) -> None:
         """Try again after a pause (the database was unreachable); if this fails, after the lease."""

@@ -14,20 +14,6 @@ KEY_EVENT_REACTION = timeline.KEY_EVENT_REACTION
 # Message subtypes that are a person saying something in the thread.
 HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
 SLACK_TS = re.compile(r"^\d{1,11}\.\d{1,9}$")  # seconds.micros, e.g. 1764168000.000100
-# Timeline writes in progress at once. A busy thread sends replies faster than one process can
-# store them; past a few, more writers only compete for the GIL with the requests being acked
-# (and on PostgreSQL for the incident's row), while the store rate stays the same.
-TIMELINE_WRITERS = 4
-
-
-KEY_EVENT_REACTION = timeline.KEY_EVENT_REACTION
-
-
-# Message subtypes that are a person saying something in the thread.
-HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message"}
-
-
-SLACK_TS = re.compile(r"^\d{1,11}\.\d{1,9}$")  # seconds.micros, e.g. 1764168000.000100
 
 
 def _files(message: dict[str, Any]) -> list[dict[str, str]]:
