@@ -106,7 +106,11 @@ def forgeries(request: sr.SignedRequest) -> dict[str, sr.SignedRequest]:
 
 @pytest.fixture
 def incident(bot: Bot) -> Incident:
-    return bot.declare("Existing incident", "P2")
+    declared = bot.declare("Existing incident", "P2")
+    # The card's delivery ends with joining the channel, after the card's ts is on record: wait for
+    # it, or a test's "no Slack calls" snapshot can be taken before the join lands.
+    poll(lambda: "conversations.join" in [c.method for c in bot.fake.calls()], message="the bot to join the channel")
+    return declared
 
 
 # ---------------------------------------------------------------------- signatures

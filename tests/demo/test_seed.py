@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -137,15 +136,12 @@ def test_later_declarations_continue_the_day_sequence(sessions: SessionFactory) 
     assert allocated == f"{latest[:15]}{int(latest[15:]) + 1:03d}"
 
 
-def test_bulk_insert_is_fast_on_sqlite(sessions: SessionFactory, db_url: str) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("the speed budget is stated for SQLite")
-    started = time.perf_counter()
-    seed(sessions, incidents=5000, seed=1, now=NOW, force=False)
-    elapsed = time.perf_counter() - started
-    # 100,000 incidents must take well under a minute: 5,000 gets a twentieth of that, with room.
-    assert elapsed < 6, elapsed
-    assert rows(sessions, sa.select(sa.func.count()).select_from(table(TimelineEntry)))[0][0] > 5000 * 5
+def test_bulk_insert_writes_every_incident_with_its_timeline(sessions: SessionFactory) -> None:
+    # How fast (100,000 incidents well under a minute) is a benchmark figure, not a timed test:
+    # benchmarks/reports_bench.py seeds its history with this and reports `seeded_s`.
+    seed(sessions, incidents=1000, seed=1, now=NOW, force=False)
+    assert rows(sessions, sa.select(sa.func.count()).select_from(table(Incident)))[0][0] == 1000
+    assert rows(sessions, sa.select(sa.func.count()).select_from(table(TimelineEntry)))[0][0] > 1000 * 5
 
 
 @pytest.fixture

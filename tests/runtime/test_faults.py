@@ -42,6 +42,9 @@ from storage.db import unit_of_work
 from storage.models import DayCounter, EntryKind, Escalation, Incident, Outbox, ProcessedEvent, TimelineEntry
 
 ACK_LIMIT = 1.0  # seconds; Slack allows 3, and we keep a wide margin
+# With every Web API call taking 2 s: an ack that waited on one would take 2 or more. 22 requests
+# at once, on a machine running the rest of the suite, took up to 1.4 s in one process.
+CRAWL_ACK_LIMIT = 1.5
 
 
 # ---------------------------------------------------------------------- helpers
@@ -257,7 +260,7 @@ def test_many_acks_stay_fast_while_slack_crawls(make_bot: Any, worker_process: b
         results = list(pool.map(lambda r: timed(bot, r), requests))
     assert [status for status, _, _ in results] == [200] * len(requests)
     slowest = max(took for _, _, took in results)
-    assert slowest < ACK_LIMIT, sorted(took for _, _, took in results)[-5:]
+    assert slowest < CRAWL_ACK_LIMIT, sorted(took for _, _, took in results)[-5:]
     bot.fake.heal()
     poll(lambda: len(all_incidents(bot.sessions)) == 11, message="every declaration stored")
     for incident in incidents_:
@@ -279,14 +282,17 @@ def test_postgres_outage_health_and_escalation(db_url: str, make_bot: Any, worke
         db.upgrade(direct)
         sessions = db.session_factory(direct)
         bot = make_bot(
-            database_url=proxy.url_for(url), worker_process=worker_process, **{**FAST, "response_targets": {"P0": 3}}
+            database_url=proxy.url_for(url), worker_process=worker_process, **{**FAST, "response_targets": {"P0": 8}}
         )
         assert bot.get("/healthz") == (200, b"ok")
         incident = bot.declare("Primary database failover", "P0")
-        deadline = incident.declared_at.timestamp() + 3
+        deadline = incident.declared_at.timestamp() + 8
 
         proxy.cut()
         cut_at = time.monotonic()
+        # The target must lapse during the outage, not before it: 8 s leaves room on a busy machine
+        # (declaring took more than 4 s once, with the whole suite running on two cores).
+        assert time.time() < deadline - 1, "the outage began too late for this test to mean anything"
         poll(lambda: bot.get("/healthz")[0] == 503, 5, "/healthz to report the outage")
         assert time.monotonic() - cut_at < 5
 
