@@ -131,11 +131,15 @@ def wait_for_calls(fake: Fake, method: str, count: int, timeout: float) -> float
     return float("inf")
 
 
-def ingestion(pool: LoadPool, bot: Target, observer: Engine, thread: Thread, *, count: int) -> dict[str, Any]:
+def ingestion(
+    pool: LoadPool, bot: Target, observer: Engine, thread: Thread, *, count: int, bare: Target | None = None
+) -> dict[str, Any]:
     """`count` distinct thread replies sent at once, plus Slack-style redeliveries of one in twenty.
 
     The rate is replies stored per second, from the first request sent to the moment the
     database holds all of them; afterwards the stored rows must be exactly the replies sent.
+    With `bare`, the same requests are then sent to the bare Bolt app, which only acks them: the
+    rate at which this machine and load generator can get them acked at all, the ceiling of ours.
     """
     requests: list[sr.SignedRequest] = []
     retries: list[tuple[int, sr.SignedRequest]] = []
@@ -174,6 +178,12 @@ def ingestion(pool: LoadPool, bot: Target, observer: Engine, thread: Thread, *, 
         i=thread.incident_id,
     )
     acks = summarise(samples)
+    ceiling = None
+    if bare is not None:
+        bot.child.settle()
+        bare_start = time.perf_counter()
+        LoadPool.gather(pool.submit_all(bare.port, requests))
+        ceiling = round(len(requests) / (time.perf_counter() - bare_start), 1)
     return {
         "sent": count,
         "redelivered": len(retries),
@@ -187,4 +197,6 @@ def ingestion(pool: LoadPool, bot: Target, observer: Engine, thread: Thread, *, 
         "ack_p50_ms": acks["p50_ms"],
         "ack_p99_ms": acks["p99_ms"],
         "non_200": acks["non_200"],
+        "bare_acks_per_second": ceiling,
+        "ratio_to_bare": round(count / elapsed / ceiling, 2) if ceiling and finished else None,
     }

@@ -284,7 +284,9 @@ def run(seconds: float = 120, seed: int = 7) -> dict[str, Any]:
     sqlite_url = f"sqlite:///{folder / 'chaos.db'}"
     sqlite_engine = db.create_db_engine(sqlite_url)
     db.upgrade(sqlite_engine)
-    with FakeSlack() as fake, PgProxy() as proxy:
+    # Message ts from the real clock, as Slack's are: a sender that lost a call's outcome looks for
+    # it only among messages since its row was written (the default fake's ts are in 2025).
+    with FakeSlack(first_ts=f"{time.time():.6f}") as fake, PgProxy() as proxy:
         proxied = proxy.url_for(pg_url)
         pg = [Replica(f"pg-{n}", proxied, fake, folder / f"pg-{n}.log") for n in "ab"]
         lite = [Replica("sqlite", sqlite_url, fake, folder / "sqlite.log")]

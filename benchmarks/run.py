@@ -10,6 +10,7 @@ See benchmarks/README.md for what each figure means and the aims.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -38,7 +39,8 @@ QUICK = {"ingest": 1000, "open": 1_000, "closed": 50_000, "incidents": 10_000}
 AIMS = {
     "ack_p99_ms": 250.0,
     "ack_ratio_p99": 1.5,  # issue 10: within 1.5x the bare Bolt app
-    "ingest_per_second": 300.0,
+    # issue 10: at or above the pre-inbox figures (about 600 replies/s on SQLite, 400 on PostgreSQL)
+    "ingest_per_second": {"sqlite": 600.0, "postgresql": 400.0},
     "sweep_ms": 50.0,
     "report_ms": 1000.0,
     "rss_mb": 150.0,
@@ -120,7 +122,7 @@ def bot_phases(backend: str, fake: procs.Fake, only: set[str], sizes: dict[str, 
             if "ingest" in only:
                 busy = bot_bench.declare(bot, observer, "Benchmark: timeline ingestion")
                 bot_child.settle()
-                result["ingest"] = bot_bench.ingestion(pool, bot, observer, busy, count=sizes["ingest"])
+                result["ingest"] = bot_bench.ingestion(pool, bot, observer, busy, count=sizes["ingest"], bare=bare)
         bot_child.settle()
         result |= memory_figures(bot_child, "after_load")
         bot_child.check_alive()
@@ -215,12 +217,18 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, Any]]:
         (
             "ingest: replies stored per s",
             "bot.ingest.per_second",
-            f">= {a['ingest_per_second']:.0f}",
-            lambda v: v >= a["ingest_per_second"],
+            ">= " + " / ".join(f"{v:.0f}" for v in a["ingest_per_second"].values()),
+            lambda v, backend: v >= a["ingest_per_second"][backend],
         ),
         ("ingest: sent / stored / distinct", "bot.ingest.sent|bot.ingest.stored|bot.ingest.distinct_ts", "equal", None),
         ("ingest: exact (none lost/duplicated)", "bot.ingest.exact", "true", lambda v: v is True),
         ("ingest: ack p99 (ms)", "bot.ingest.ack_p99_ms", "", None),
+        (
+            "ingest: bare app acks per s / our rate as a share",
+            "bot.ingest.bare_acks_per_second|bot.ingest.ratio_to_bare",
+            "",
+            None,
+        ),
         (
             "ingest: bot CPU ms per reply / cores busy",
             "bot.ingest.bot_cpu_ms_per_reply|bot.ingest.bot_cpu_share",
@@ -284,6 +292,13 @@ def _values(figures: dict[str, Any], paths: str) -> list[Any]:
     return [_get(figures, path) for path in paths.split("|")]
 
 
+def _passes(check: Any, value: Any, backend: str) -> bool:
+    """A check takes the value, or the value and the backend (an aim that differs by backend)."""
+    if len(inspect.signature(check).parameters) == 2:
+        return bool(check(value, backend))
+    return bool(check(value))
+
+
 def missed(results: dict[str, Any]) -> list[str]:
     out = []
     for backend, figures in results["backends"].items():
@@ -291,7 +306,7 @@ def missed(results: dict[str, Any]) -> list[str]:
             if check is None:
                 continue
             values = [v for v in _values(figures, paths) if v is not None]
-            if values and not all(check(v) for v in values):
+            if values and not all(_passes(check, v, backend) for v in values):
                 out.append(f"{backend}: {label} = {'|'.join(str(v) for v in values)} (aim {aim})")
     return out
 
@@ -311,7 +326,7 @@ def table(results: dict[str, Any]) -> str:
             shown = True
             text = " / ".join("-" if v is None else str(v) for v in values)
             if check is not None:
-                text += "  ok" if all(v is not None and check(v) for v in values) else "  MISSED"
+                text += "  ok" if all(v is not None and _passes(check, v, backend) for v in values) else "  MISSED"
             cells.append(text)
         if shown:
             lines.append([label, *cells, aim])
