@@ -73,6 +73,22 @@ def runbook_of(webhook: Webhook) -> str | None:
     return next((url for url in map(http_url, candidates) if url), None)
 
 
+SERVICE_MAX = 200  # the declaration modal's "What is affected" is free text; a label is one name
+
+
+def service_of(webhook: Webhook) -> str | None:
+    """The `service` label every firing alert of the group shares, or None.
+
+    It becomes the incident's affected system, which is what an on-call route's `service:` matches
+    (bot/oncall/paging.incident_fields). Alerts of several services grouped together name none.
+    """
+    for labels in (webhook.common_labels, webhook.group_labels):
+        value = " ".join(labels.get("service", "").split())
+        if value:
+            return mrkdwn.truncate(value, SERVICE_MAX)
+    return None
+
+
 def _real(value: datetime | None) -> datetime | None:
     # Go's zero time (0001-01-01T00:00:00Z) means "not set": a firing alert's endsAt.
     return value if value is not None and value.year > 1 else None
@@ -96,6 +112,7 @@ def declaration(webhook: Webhook, *, default_severity: str, now: datetime) -> tu
     form = DeclareForm(
         title=title_of(webhook),
         severity=severity_of(webhook, default_severity),
+        affected=service_of(webhook),
         detection=f"Alertmanager: {alertname or 'alert'}",
         detection_url=next((u for u in (http_url(a.generator_url) for a in webhook.firing) if u), None)
         or http_url(first.generator_url),

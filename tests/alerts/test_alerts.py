@@ -114,6 +114,16 @@ def test_declaration_takes_detection_start_and_runbook_from_the_alerts() -> None
     assert extras.runbook == "https://runbooks.example/disk-full"
 
 
+def test_the_groups_service_label_is_what_the_incident_affects() -> None:
+    shared = parsed(notification(alert(instance="a", service="checkout"), alert(instance="b", service="checkout")))
+    assert alert_mapping.declaration(shared, default_severity="P2", now=NOW)[0].affected == "checkout"
+    grouped = parsed(notification(alert(instance="a"), groupLabels={"service": " payments "}))
+    assert alert_mapping.service_of(grouped) == "payments"
+    mixed = parsed(notification(alert(instance="a", service="checkout"), alert(instance="b", service="search")))
+    assert alert_mapping.declaration(mixed, default_severity="P2", now=NOW)[0].affected is None
+    assert alert_mapping.service_of(parsed(notification(alert(instance="a")))) is None
+
+
 def test_started_at_is_never_in_the_future_and_runbooks_must_be_links() -> None:
     webhook = parsed(
         notification(

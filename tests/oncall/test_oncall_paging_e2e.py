@@ -85,3 +85,19 @@ def test_an_alert_declared_p0_pages_too(make_bot: Callable[..., Bot]) -> None:
     assert len(pages(bot, answer["incident"])) == 1
     status, body = bot.get("/healthz?detail=1")
     assert status == 200 and b'"page_dead_letters": 0' in body
+
+
+def test_a_service_route_matches_the_alerts_service_label(make_bot: Callable[..., Bot]) -> None:
+    import alert_payloads as ap
+
+    # Only checkout's alerts page, at any severity: the route names the service, not a severity.
+    routes = [{"match": {"service": "checkout"}, "policy": "default"}]
+    bot = make_bot(oncall={**ONCALL, "routes": routes}, alertmanager_token=ap.TOKEN)
+    open_dms(bot.fake)
+    status, other = ap.post(bot, ap.notification(ap.alert("SearchSlow", severity="warning", service="search")))
+    assert status == 200 and other["incident"]
+    status, answer = ap.post(bot, ap.notification(ap.alert("CheckoutSlow", severity="warning", service="checkout")))
+    assert status == 200
+    wait_dm(bot.fake, "U01ALICE")
+    assert len(pages(bot, answer["incident"])) == 1
+    assert pages(bot, other["incident"]) == []
