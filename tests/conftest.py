@@ -164,3 +164,20 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
         return int(override)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return 2 * cores
+
+
+# `.ci/run` reruns, alone, the few tests that failed under the full parallel load (tests that time
+# a bot on a shared 2-core machine): it names a file here, and the controller writes the node ids
+# of the failed tests to it. Workers (xdist) report to the controller, which alone writes.
+_FAILED_FILE = os.environ.get("PYTEST_FAILED_FILE")
+_failed: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if _FAILED_FILE and report.failed and report.nodeid not in _failed:
+        _failed.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _FAILED_FILE and not hasattr(session.config, "workerinput"):
+        Path(_FAILED_FILE).write_text("".join(f"{nodeid}\n" for nodeid in _failed))
