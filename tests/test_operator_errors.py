@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from bot_harness import SECRET, TOKEN, settings_for
 from bot_process import bot_env, free_port
+from cli_process import run_cli
 from fake_slack import FakeSlack
 from slack_sdk import WebClient
 
@@ -65,9 +66,7 @@ def with_slack(env: dict[str, str], **extra: str) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
-    )
+    return run_cli(args, env=env, cwd=cwd, timeout=60)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from bot_harness import Bot
 from bot_process import free_port
+from cli_process import run_cli
 from fake_slack import FakeSlack
 
 from bot.settings import Settings
@@ -40,9 +41,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
-    )
+    return run_cli(args, env=env, cwd=cwd, timeout=60)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *, code: int | None = None) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 
+import cli_process
 import slack_requests as sr
 from bot_harness import SECRET, Bot, poll
 
@@ -18,7 +18,7 @@ from storage.db import unit_of_work
 def run_cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     env["DATABASE_URL"] = db_url
-    return subprocess.run([sys.executable, "-m", "bot", *args], env=env, capture_output=True, text=True, timeout=60)
+    return cli_process.run_cli(args, env=env, timeout=60)
 
 
 def test_postmortem_of_a_real_incident(bot: Bot, db_url: str) -> None:

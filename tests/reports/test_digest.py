@@ -10,7 +10,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from bot_harness import TOKEN, Bot, poll
+from cli_process import run_cli
 from fake_slack import UPLOAD_METHOD, Call, FakeSlack
 from incident_rows import incident, store
 from sqlmodel import select
@@ -528,9 +528,7 @@ def cli(*args: str, fake: FakeSlack, db: str, cwd: Path, token: str | None = TOK
     env.update(DATABASE_URL=db, SLACK_API_URL=fake.url, PYTHONPATH=str(ROOT))
     if token:
         env["SLACK_BOT_TOKEN"] = token
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    return run_cli(args, env=env, cwd=cwd, timeout=120)
 
 
 def test_report_post_posts_once(fake_slack: FakeSlack, tmp_path: Path) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from bot_harness import SECRET, TOKEN
+from cli_process import run_cli
 from fake_slack import FakeSlack
 
 from bot import crontab
@@ -39,9 +39,7 @@ def env_for(db_url: str, fake: FakeSlack, **extra: str) -> dict[str, str]:
 
 def run_check(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     # cwd: a folder without a .env, so only the environment given here counts.
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "check"], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    return run_cli(["check"], env=env, cwd=cwd, timeout=120)
 
 
 def problems(result: subprocess.CompletedProcess[str]) -> list[str]:

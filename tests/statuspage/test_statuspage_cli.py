@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import sp_data
 import sqlalchemy as sa
+from cli_process import run_cli
 
 from bot.settings import Settings
 from storage import db
@@ -23,14 +23,7 @@ CONFIG = "status_page:\n  components:\n" + "".join(
 
 
 def export(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "statuspage", "export", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(["statuspage", "export", *args], env=env, cwd=cwd, timeout=60)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *, code: int) -> str:

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from cli_process import run_cli
 from conftest import BACKENDS, create_pg_database, drop_pg_database
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, select
@@ -58,9 +59,7 @@ def _table_names(engine: Engine) -> set[str]:
 def _cli(*args: str, url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
     env.update(DATABASE_URL=url, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
-    )
+    return run_cli(args, env=env, cwd=cwd, timeout=60)
 
 
 @pytest.fixture(params=BACKENDS)
