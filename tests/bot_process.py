@@ -1,16 +1,17 @@
-"""The bot as a real process (`python -m bot run`), for restart, SIGKILL and log tests."""
+"""The bot as a process of its own (`python -m bot run`), for restart, SIGKILL and log tests."""
 
 from __future__ import annotations
 
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from bot_harness import SECRET, TOKEN
+from cli_process import STDOUT, ForkedProcess, start_cli
 from fake_slack import FakeSlack
 
 
@@ -37,13 +38,12 @@ def bot_env(db_url: str, fake: FakeSlack, port: int) -> dict[str, str]:
     }
 
 
-def start_bot(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
-    )
+def start_bot(env: dict[str, str], log: Path, *, start_new_session: bool = False) -> ForkedProcess:
+    """`python -m bot run` with `env`, its output appended to `log` (forked: tests/cli_process.py)."""
+    return start_cli(["run"], env=env, stdout=log, stderr=STDOUT, start_new_session=start_new_session)
 
 
-def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+def wait_healthy(port: int, process: ForkedProcess | subprocess.Popen[Any], log: Path, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()

@@ -11,9 +11,14 @@ PYTHON* variables are the test process's), the modules are imported before the e
 set (the bot reads its settings when it runs, not when it is imported), and an uncaught exception
 is printed by multiprocessing (after a "Process …" line) rather than by the interpreter.
 
+`start_cli` starts a long-running command (`run`) the same way and hands back a Popen-like handle:
+its pid is the bot's own, so SIGKILL, SIGSTOP and SIGTERM reach it as they would reach
+`python -m bot run`, and its exit code (or -signal) comes back through the forkserver. Forked from
+a process with no thread, `run` forks its worker exactly as it does in production.
+
 tests/cli/test_cli_process.py holds this to the real thing: the same commands started both ways
-give the same exit codes and bytes. Commands that serve (`run`) or are signalled start real
-processes (tests/bot_process.py).
+give the same exit codes and bytes, and a forked and a real `run` serve and stop alike. A test
+that reads a live pipe from the process (`tracker | head`) starts a real one.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import atexit
 import multiprocessing
 import os
 import runpy
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +50,7 @@ PRELOAD = [
     "bot.reports.postmortem",
     "bot.demo.seed",
     "bot.statuspage.site",
+    "bot.runtime.service",  # what `run` imports
 ]
 
 _context: Any = None
@@ -60,14 +67,25 @@ def _forkserver() -> Any:
     return _context
 
 
-def _child(args: list[str], env: dict[str, str], cwd: str, out: str, err: str) -> None:
+# Where a forked command's fds 1 and 2 go: a file's path (opened for appending), os.devnull, or
+# STDOUT for fd 2 (fd 1's file). Paths, not file objects: the forked process is the forkserver's
+# child, not ours, so it cannot inherit our descriptors.
+STDOUT = "<stdout>"
+
+
+def _child(args: list[str], env: dict[str, str], cwd: str, out: str, err: str, new_session: bool = False) -> None:
     """In the forked process: become `python -m bot ARGS` in `cwd` with `env`, output to the files."""
+    if new_session:
+        os.setsid()  # its own process group, as Popen(start_new_session=True)
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
     time.tzset()  # TZ may differ from the server's
-    for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, out, os.O_WRONLY), (2, err, os.O_WRONLY)):
-        opened = os.open(path, flags)
+    for fd, path in ((1, out), (2, err)):
+        if path == STDOUT:
+            os.dup2(1, fd)
+            continue
+        opened = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.dup2(opened, fd)
         os.close(opened)
     # sys.stdout and sys.stderr already write to fds 1 and 2; stdin is multiprocessing's /dev/null.
@@ -79,6 +97,75 @@ def _child(args: list[str], env: dict[str, str], cwd: str, out: str, err: str) -
         atexit._run_exitfuncs()  # multiprocessing leaves by os._exit, which skips them
         sys.stdout.flush()
         sys.stderr.flush()
+
+
+class ForkedProcess:
+    """The part of subprocess.Popen the tests use, for a command forked by the forkserver."""
+
+    def __init__(self, args: Sequence[str], process: Any) -> None:
+        self.args = ["python", "-m", "bot", *args]
+        self._process = process
+        self.pid: int = process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        code = self._process.exitcode
+        return None if code is None else int(code)
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        code = self.returncode
+        if code is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return code
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def start_cli(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | Path | None = None,
+    stdout: str | Path = os.devnull,
+    stderr: str | Path = STDOUT,
+    start_new_session: bool = False,
+) -> ForkedProcess:
+    """As `subprocess.Popen([sys.executable, "-m", "bot", *args], env=env, cwd=cwd, stdout=…,
+    stderr=…, start_new_session=…)`, with stdout and stderr given as paths (appended to)."""
+    environment = dict(os.environ if env is None else env)
+    process = _forkserver().Process(
+        target=_child,
+        args=(list(args), environment, str(cwd or os.getcwd()), str(stdout), str(stderr), start_new_session),
+        daemon=False,
+    )
+    process.start()
+    forked = ForkedProcess(args, process)
+    _started.append(forked)
+    return forked
+
+
+_started: list[ForkedProcess] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    # multiprocessing joins every child it started when this process exits (its own atexit,
+    # registered earlier, so run after this one): a bot a failed test left running would hang
+    # the test worker there. A Popen'd one would just be orphaned; so are these, killed.
+    for forked in _started:
+        forked.kill()
 
 
 def run_cli(

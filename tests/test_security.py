@@ -11,7 +11,6 @@ import logging
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pytest
 import slack_requests as sr
 from bot_harness import SECRET, TOKEN, Bot, declare_values, poll
 from bot_process import bot_env, free_port, wait_healthy
+from cli_process import start_cli
 from fake_slack import FakeSlack
 from fault_helpers import FAST, in_thread_of, pending
 from sqlmodel import select
@@ -284,10 +284,7 @@ def test_secrets_never_reach_the_stderr_of_the_running_bot(db_url: str, fake_sla
     # An answer that quotes the token back (a misbehaving proxy): only the redaction keeps it out.
     fake_slack.respond_with("views.open", {"ok": False, "error": "invalid_auth", "detail": f"token {TOKEN} rejected"})
     stderr = tmp_path / "stderr.log"
-    with stderr.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"], env=env, stdout=subprocess.DEVNULL, stderr=sink
-        )
+    process = start_cli(["run"], env=env, stderr=stderr)
     try:
         wait_healthy(port, process, stderr)
         url = f"http://127.0.0.1:{port}"

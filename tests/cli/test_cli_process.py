@@ -2,19 +2,25 @@
 
 Most CLI tests fork their commands from a process that imported the bot once. These run the same
 commands both ways, and through the installed console script, and compare exit codes and output,
-so a difference between the fork and the real entry point shows here rather than hiding there.
+so a difference between the fork and the real entry point shows here rather than hiding there;
+and a forked `run` (the tests' long-running bots) against a real one.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from bot_process import bot_env, child_pids, free_port, start_bot, wait_healthy
 from cli_process import run_cli
+from fake_slack import FakeSlack
 
 from bot.settings import Settings
 
@@ -67,3 +73,39 @@ def test_a_bad_setting_is_the_same_one_line_both_ways(tmp_path: Path) -> None:
     assert forked.returncode == module.returncode == 2
     assert forked.stderr == module.stderr and forked.stderr.count("\n") == 1 and "RESPONSE_TARGETS" in forked.stderr
 
+
+def log_lines(text: str) -> list[str]:
+    """The log's lines without their times, pids and ports, sorted (threads log in any order)."""
+    lines = (re.sub(r"\d+", "N", line.split(" ", 2)[-1]) for line in text.splitlines() if line.strip())
+    return sorted(lines)
+
+
+@pytest.mark.slow
+def test_a_forked_run_serves_and_stops_as_python_m_bot_run(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    # Long-running `run` processes in the tests are forked too (tests/bot_process.start_bot): the
+    # same start-up, /healthz, worker, SIGTERM and exit code as the real command gives.
+    logs: list[str] = []
+    for way in ("fork", "module"):
+        folder = tmp_path / way
+        folder.mkdir()
+        port, log = free_port(), folder / "bot.log"
+        env = bot_env(f"sqlite:///{folder / 'bot.db'}", fake_slack, port)
+        if way == "fork":
+            process: Any = start_bot(env, log)
+        else:
+            with log.open("ab") as sink:
+                argv = [sys.executable, "-m", "bot", "run"]
+                process = subprocess.Popen(argv, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            wait_healthy(port, process, log)
+            workers = child_pids(process.pid)
+            assert len(workers) == 1, workers  # the worker, forked from the front as in production
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(30) == 0, log.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(5)
+        logs.append(log.read_text())
+    assert "worker process N forked" in " ".join(log_lines(logs[0]))
+    assert log_lines(logs[0]) == log_lines(logs[1])

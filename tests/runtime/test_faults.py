@@ -12,7 +12,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ import slack_requests as sr
 import sqlalchemy as sa
 from bot_harness import SECRET, Bot, declare_values, poll
 from bot_process import bot_env, free_port, start_bot, wait_healthy
+from cli_process import ForkedProcess
 from conftest import create_pg_database, drop_pg_database
 from fake_slack import Call, FakeSlack
 from fault_helpers import FAST, in_thread_of, pending
@@ -401,7 +401,7 @@ def test_sigkill_at_random_points_leaves_a_consistent_database(
     sessions = db.session_factory(engine)
     saved_titles: set[str] = set()  # declarations acked as saved: they must exist
     resolved_ids: set[str] = set()  # resolutions acked as saved: they must have stuck
-    process: subprocess.Popen[bytes] | None = None
+    process: ForkedProcess | None = None
     try:
         for round_ in range(3):
             process = start_bot(env, log)

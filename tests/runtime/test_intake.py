@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -22,7 +20,8 @@ from typing import Any
 import pytest
 import slack_requests as sr
 from bot_harness import SECRET, Bot, declare_values, poll, store_in_inbox
-from bot_process import bot_env, child_pids, free_port, wait_healthy
+from bot_process import bot_env, child_pids, free_port, start_bot, wait_healthy
+from cli_process import ForkedProcess
 from fake_slack import FakeSlack
 from sqlmodel import select
 
@@ -339,14 +338,8 @@ def test_clicks_acked_while_the_worker_stalled_survive_a_kill_of_the_whole_bot(
     port, log = free_port(), tmp_path / "bot.log"
     env = bot_env(db_url, fake_slack, port)
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"],
-            env=env,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, as under a supervisor
-        )
+    def start() -> ForkedProcess:
+        return start_bot(env, log, start_new_session=True)  # its own process group, as under a supervisor
 
     process = start()
     try:

@@ -21,6 +21,7 @@ import slack_requests as sr
 import yaml
 from bot_harness import SECRET, declare_values, poll
 from bot_process import bot_env, free_port, start_bot, wait_healthy
+from cli_process import ForkedProcess
 from fake_slack import FakeSlack
 from peer_process import PeerProcess
 from sqlmodel import select
@@ -88,7 +89,7 @@ class Prometheus(PeerProcess):
 
 
 @pytest.fixture
-def running_bot(db_url: str, fake_slack: FakeSlack, tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def running_bot(db_url: str, fake_slack: FakeSlack, tmp_path: Path) -> Iterator[tuple[int, ForkedProcess]]:
     port = free_port()
     log = tmp_path / "bot.log"
     process = start_bot(bot_env(db_url, fake_slack, port), log)

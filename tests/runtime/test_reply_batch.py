@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -22,7 +20,8 @@ import pytest
 import slack_requests as sr
 import sqlalchemy as sa
 from bot_harness import SECRET, declare_values, poll, settings_for, store_in_inbox
-from bot_process import bot_env, child_pids, free_port, wait_healthy
+from bot_process import bot_env, child_pids, free_port, start_bot, wait_healthy
+from cli_process import ForkedProcess
 from fake_slack import FakeSlack
 from sqlmodel import select
 
@@ -246,14 +245,8 @@ def test_replies_acked_while_the_worker_is_killed_mid_stream_are_each_stored_onc
     engine = db.create_db_engine(db_url)
     sessions = db.session_factory(engine)
 
-    def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"],
-            env=env,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    def start() -> ForkedProcess:
+        return start_bot(env, log, start_new_session=True)
 
     def stored(incident_id: str) -> tuple[int, int]:
         with engine.connect() as connection:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from alert_payloads import alert, cards, notification
 from alert_payloads import post as post_alert
 from bot_harness import SECRET, Bot, declare_values, poll
 from bot_process import bot_env, child_pids, free_port, start_bot, wait_healthy
+from cli_process import ForkedProcess
 from fake_slack import FakeSlack
 from slack_bolt import BoltRequest
 from sqlmodel import select
@@ -154,7 +154,7 @@ def test_the_real_process_forks_its_worker_and_both_go_on_sigterm(
 @pytest.mark.slow
 def test_a_worker_whose_front_was_killed_exits_by_itself(db_url: str, fake_slack: FakeSlack, tmp_path: Path) -> None:
     port, log = free_port(), tmp_path / "bot.log"
-    process: subprocess.Popen[bytes] = start_bot(bot_env(db_url, fake_slack, port), log)
+    process: ForkedProcess = start_bot(bot_env(db_url, fake_slack, port), log)
     try:
         wait_healthy(port, process, log)
         (worker,) = child_pids(process.pid)
