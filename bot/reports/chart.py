@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from bot.reports.chart_draw import ChartPoint
@@ -17,6 +19,11 @@ from storage.models import SEVERITIES
 
 CHILD_TIMEOUT = 60  # seconds; drawing takes well under one
 UNITS = {"weekly": "week", "monthly": "month", "quarterly": "quarter"}
+# The last few charts drawn, by their request: a retried upload (a 500, a restart of the sender)
+# sends the picture it drew rather than starting matplotlib again for the same bytes.
+DRAWN_KEPT = 4
+_drawn: OrderedDict[str, bytes] = OrderedDict()
+_drawn_lock = threading.Lock()
 
 
 def points_from(summaries: Sequence[PeriodSummary]) -> list[ChartPoint]:
@@ -40,16 +47,32 @@ def render_png(points: Sequence[ChartPoint], *, title: str, unit: str = "week", 
     matplotlib and numpy add some 60 MB to a process that imports them, and the bot only needs them
     once a week; a child gives that memory back as soon as the picture is drawn.
     """
-    request = {
-        "points": [{"label": p.label, "counts": dict(p.counts), "mttr_seconds": p.mttr_seconds} for p in points],
-        "title": title,
-        "unit": unit,
-        "dpi": dpi,
-    }
+    request = json.dumps(
+        {
+            "points": [{"label": p.label, "counts": dict(p.counts), "mttr_seconds": p.mttr_seconds} for p in points],
+            "title": title,
+            "unit": unit,
+            "dpi": dpi,
+        },
+        sort_keys=True,
+    )
+    with _drawn_lock:
+        if request in _drawn:
+            _drawn.move_to_end(request)
+            return _drawn[request]
+    png = _draw_in_a_child(request)
+    with _drawn_lock:
+        _drawn[request] = png
+        while len(_drawn) > DRAWN_KEPT:
+            _drawn.popitem(last=False)
+    return png
+
+
+def _draw_in_a_child(request: str) -> bytes:
     try:
         done = subprocess.run(
             [sys.executable, "-m", "bot.reports.chart_draw"],
-            input=json.dumps(request).encode(),
+            input=request.encode(),
             capture_output=True,
             timeout=CHILD_TIMEOUT,
             check=False,

@@ -49,6 +49,10 @@ def create_app(rt: Runtime, stage: Stage = Stage.ACK) -> App:
         process_before_response=True,
         raise_error_for_unhandled_request=False,
         logger=logging.getLogger("slack_bolt"),
+        # Bolt names an app without a name by its caller's file, found with inspect.stack(): that
+        # reads the source of every frame on the stack, tens of milliseconds per app deep in a test
+        # (a front and a worker make one each). It names the listeners' loggers.
+        name="slack_bolt.app",
         # The ACK app has no lazy listeners; the WORK app runs them inline (see InlineExecutor).
         listener_executor=InlineExecutor(),
     )

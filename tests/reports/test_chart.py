@@ -7,6 +7,8 @@ import sys
 import zlib
 from datetime import UTC, datetime
 
+import pytest
+
 from bot.demo.seed import seed
 from bot.reports import chart, digest
 from bot.reports.periods import previous_period
@@ -104,3 +106,28 @@ def test_the_chart_process_imports_nothing_of_the_bot_but_its_drawing() -> None:
     from bot.reports import chart_draw
 
     assert chart_draw.SEVERITIES == SEVERITIES  # its copy of the order, so it needs no models
+
+
+def test_a_retried_upload_sends_the_picture_drawn_before_without_drawing_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drawn: list[str] = []
+    real = chart._draw_in_a_child
+
+    def counting(request: str) -> bytes:
+        drawn.append(request)
+        return real(request)
+
+    monkeypatch.setattr(chart, "_draw_in_a_child", counting)
+    monkeypatch.setattr(chart, "_drawn", type(chart._drawn)())
+    points = [chart.ChartPoint("2031-W01", {"P1": 2}, 90.0)]
+    first = chart.render_png(points, title="retried")
+    assert chart.render_png(points, title="retried") == first  # the upload's retry
+    assert len(drawn) == 1
+    other = chart.render_png(points, title="another period")
+    assert other != first and len(drawn) == 2
+    for n in range(chart.DRAWN_KEPT):  # only the last few are kept
+        monkeypatch.setattr(chart, "_draw_in_a_child", lambda request: PNG_MAGIC + request.encode())
+        chart.render_png(points, title=f"filler {n}")
+    monkeypatch.setattr(chart, "_draw_in_a_child", counting)
+    assert chart.render_png(points, title="retried") == first and len(drawn) == 3

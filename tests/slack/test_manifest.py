@@ -578,3 +578,9 @@ def test_scopes_are_exactly_what_the_code_uses(manifest: dict[str, Any]) -> None
         f"missing: {sorted((required | planned) - declared)}, unused: {sorted(declared - required - planned)}"
     )
     assert "files:read" not in declared  # file metadata arrives in the message event itself
+
+
+def test_the_app_is_named_so_bolt_never_walks_the_stack(app: App) -> None:
+    # Without a name Bolt calls inspect.stack(), which reads the source of every frame: tens of
+    # milliseconds for each app, and the bot makes two (the front's and the worker's).
+    assert app.name == "slack_bolt.app"
