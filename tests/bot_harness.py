@@ -7,6 +7,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from unittest import mock
 
@@ -20,6 +21,7 @@ from bot.runtime import http as bot_http
 from bot.runtime.intake import request_key
 from bot.runtime.service import Service
 from bot.settings import Settings
+from bot.slack import delivery
 from storage import db, inbox
 from storage.models import Incident, utcnow
 
@@ -179,9 +181,19 @@ def poll(predicate: Callable[[], Any], timeout: float = 10, message: str = "cond
 SELECT_INTERVAL = 0.05
 
 
+# In-process bots retry a failed Slack call after 0.5 s, 1 s, 2 s … instead of 2 s, 4 s, 8 s: the
+# tests wait for retries (a 500, a 429, an outage) and assert on what was sent, never on how long
+# the wait was (tests/slack/test_outbox_delivery.py holds the real curve). Spawned workers and bot
+# processes keep the real one.
+TEST_FIRST_RETRY = timedelta(seconds=0.5)
+
+
 @pytest.fixture
 def make_bot(db_url: str, fake_slack: FakeSlack) -> Iterator[Callable[..., Bot]]:
-    with mock.patch.object(cheroot.server.HTTPServer, "expiration_interval", SELECT_INTERVAL):
+    with (
+        mock.patch.object(cheroot.server.HTTPServer, "expiration_interval", SELECT_INTERVAL),
+        mock.patch.object(delivery, "FIRST_RETRY", TEST_FIRST_RETRY),
+    ):
         yield from _make_bot(db_url, fake_slack)
 
 

@@ -46,7 +46,13 @@ from storage.models import Incident, Outbox, utcnow
 log = logging.getLogger(__name__)
 
 
+FIRST_RETRY = timedelta(seconds=2)  # then twice as long each time: 2, 4, 8 s … up to MAX_BACKOFF
 MAX_BACKOFF = timedelta(minutes=5)
+
+
+def retry_backoff(attempts: int) -> timedelta:
+    """How long a row waits after its `attempts`-th failed try (a row is never given up on)."""
+    return min(FIRST_RETRY * 2 ** (min(max(attempts, 1), 10) - 1), MAX_BACKOFF)
 
 
 @dataclass
@@ -360,7 +366,7 @@ class Deliverer(OutboxKinds, PostedLookup):
                     code,
                 )
                 return
-            backoff = min(timedelta(seconds=2 ** min(row.attempts, 10)), MAX_BACKOFF)
+            backoff = retry_backoff(row.attempts)
             now = utcnow()
             # A claim left expired rather than cleared marks the outcome unknown (see Outbox.claimed_until).
             row.claimed_until = now if unsure else None

@@ -273,3 +273,11 @@ def test_two_senders_never_have_one_incidents_card_in_flight_twice(
     assert quick.deliver_pending() == 1
     updates = fake_slack.calls("chat.update")
     assert len(updates) == 2 and "Mitigated" in str(updates[-1].params["text"])
+
+
+def test_a_failed_call_is_retried_after_2_4_8_seconds_up_to_5_minutes_and_never_given_up() -> None:
+    from bot.slack.delivery import FIRST_RETRY, MAX_BACKOFF, retry_backoff
+
+    assert timedelta(seconds=2) == FIRST_RETRY and timedelta(minutes=5) == MAX_BACKOFF
+    assert [retry_backoff(n).total_seconds() for n in range(1, 10)] == [2, 4, 8, 16, 32, 64, 128, 256, 300]
+    assert retry_backoff(10_000) == MAX_BACKOFF
