@@ -99,6 +99,9 @@ def _child(args: list[str], env: dict[str, str], cwd: str, out: str, err: str, n
         sys.stderr.flush()
 
 
+_started: list[ForkedProcess] = []  # the ones that may still run, for _kill_leftovers
+
+
 class ForkedProcess:
     """The part of subprocess.Popen the tests use, for a command forked by the forkserver."""
 
@@ -152,11 +155,8 @@ def start_cli(
     )
     process.start()
     forked = ForkedProcess(args, process)
-    _started.append(forked)
+    _started[:] = [p for p in _started if p.returncode is None] + [forked]
     return forked
-
-
-_started: list[ForkedProcess] = []
 
 
 @atexit.register
@@ -177,20 +177,15 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """As `subprocess.run([sys.executable, "-m", "bot", *args], env=env, cwd=cwd,
     capture_output=True, text=True, timeout=timeout)`; raises subprocess.TimeoutExpired the same way."""
-    environment = dict(os.environ if env is None else env)
     with tempfile.TemporaryDirectory(prefix="cli-") as folder:
         out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
-        Path(out).touch()
-        Path(err).touch()
-        process = _forkserver().Process(
-            target=_child, args=(list(args), environment, str(cwd or os.getcwd()), out, err), daemon=False
-        )
-        process.start()
-        process.join(timeout)
-        if process.exitcode is None:
+        process = start_cli(args, env=env, cwd=cwd, stdout=out, stderr=err)
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
             process.kill()
-            process.join()
-            raise subprocess.TimeoutExpired(["python", "-m", "bot", *args], timeout)
+            process.wait()
+            raise
         stdout = Path(out).read_text(errors="replace")
         stderr = Path(err).read_text(errors="replace")
-    return subprocess.CompletedProcess(["python", "-m", "bot", *args], process.exitcode, stdout, stderr)
+    return subprocess.CompletedProcess(process.args, code, stdout, stderr)

@@ -6,11 +6,10 @@ the drawing is bot/reports/chart_draw.py, which imports nothing of the bot.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 from bot.reports.chart_draw import ChartPoint
@@ -19,11 +18,7 @@ from storage.models import SEVERITIES
 
 CHILD_TIMEOUT = 60  # seconds; drawing takes well under one
 UNITS = {"weekly": "week", "monthly": "month", "quarterly": "quarter"}
-# The last few charts drawn, by their request: a retried upload (a 500, a restart of the sender)
-# sends the picture it drew rather than starting matplotlib again for the same bytes.
-DRAWN_KEPT = 4
-_drawn: OrderedDict[str, bytes] = OrderedDict()
-_drawn_lock = threading.Lock()
+DRAWN_KEPT = 4  # pictures kept by their request (_drawn)
 
 
 def points_from(summaries: Sequence[PeriodSummary]) -> list[ChartPoint]:
@@ -56,16 +51,15 @@ def render_png(points: Sequence[ChartPoint], *, title: str, unit: str = "week", 
         },
         sort_keys=True,
     )
-    with _drawn_lock:
-        if request in _drawn:
-            _drawn.move_to_end(request)
-            return _drawn[request]
-    png = _draw_in_a_child(request)
-    with _drawn_lock:
-        _drawn[request] = png
-        while len(_drawn) > DRAWN_KEPT:
-            _drawn.popitem(last=False)
-    return png
+    return _drawn(request)
+
+
+@functools.lru_cache(maxsize=DRAWN_KEPT)
+def _drawn(request: str) -> bytes:
+    # The last few charts, by their request: a retried upload (a 500, a restart of the sender)
+    # sends the picture it drew rather than starting matplotlib again for the same bytes. A
+    # failure raises, and lru_cache keeps nothing for it.
+    return _draw_in_a_child(request)
 
 
 def _draw_in_a_child(request: str) -> bytes:

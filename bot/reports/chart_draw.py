@@ -89,11 +89,5 @@ def _main() -> None:
     sys.stdout.buffer.write(draw_png(points, title=request["title"], unit=request["unit"], dpi=request["dpi"]))
 
 
-def _main() -> None:
-    request = json.load(sys.stdin)
-    points = [ChartPoint(p["label"], p["counts"], p["mttr_seconds"]) for p in request["points"]]
-    sys.stdout.buffer.write(draw_png(points, title=request["title"], unit=request["unit"], dpi=request["dpi"]))
-
-
 if __name__ == "__main__":
     _main()
