@@ -58,7 +58,7 @@ class LoadPool:
             self._drop(port)
             if not reused:
                 return Sample(time.perf_counter() - start, 0)
-        # The server closes a keep-alive connection left idle past its timeout (cheroot: 5 s, as
+        # The server closes a keep-alive connection left idle past its timeout (CLIENT_TIMEOUT, 5 s, as
         # between two phases); like any HTTP client, send once more on a new connection.
         try:
             status = self._send(port, request)

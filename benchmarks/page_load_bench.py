@@ -5,10 +5,12 @@ STATUS_PAGE=true, 8 components from a CONFIG_FILE) runs on a database seeded thr
 bot/statuspage/service with ~50 public incidents over 90 days (benchmarks/statuspage_bench.py's
 history). Each of RUNS runs measures, in the same bot:
 
-- pages: 64 concurrent clients (4 processes of 16 threads, page_client.py, keep-alive) sending
-  PAGE_REQUESTS in all, `/status` and `/api/v2/summary.json` in turn; p50/p99 per path; then the
-  same against the bare app serving the same bytes as fixed answers (the HTTP server's floor on
-  this machine at that moment; the order alternates between runs);
+- pages: 64 concurrent clients, keep-alive, each sending its next request as soon as it has its
+  answer: wrk (page_wrk.py; 32 connections on `/status`, 32 on `/api/v2/summary.json`, for
+  PAGE_SECONDS), or without wrk on the machine, page_client.py's Python threads (4 processes of 16,
+  PAGE_REQUESTS in all, the two paths in turn); p50/p99 per path; then the same against the bare
+  app serving the same bytes as fixed answers (the HTTP server's floor on this machine at that
+  moment; the order alternates between runs);
 - acks: rounds of ROUND_SIZE signed requests at concurrency 32 (loadgen, as bot_bench.ack_latency),
   in the order bare, bot, bot+pages, bare+pages, bare+pages, bot+pages, bot, bare, ...: the "+pages"
   rounds run while a page_client process sends a steady PAGE_RATE page requests per second to the
@@ -35,6 +37,7 @@ from typing import Any
 
 import bot_bench
 import databases
+import page_wrk
 import procs
 import statuspage_bench
 from loadgen import LoadPool, Sample, percentile, summarise
@@ -44,7 +47,8 @@ from storage import db
 RUNS = 3
 PATHS = ("/status", "/api/v2/summary.json")
 CLIENT_PROCESSES, CLIENT_THREADS = 4, 16  # 64 concurrent page clients
-PAGE_REQUESTS = {"full": 4000, "quick": 2000}
+PAGE_REQUESTS = {"full": 4000, "quick": 2000}  # page_client.py, when wrk is not installed
+PAGE_SECONDS = {"full": 8, "quick": 4}  # wrk (whole seconds)
 PAGE_RATE, RATE_THREADS = 200.0, 8  # the steady page load beside the acks
 ACK_ROUNDS = 4  # rounds of bot_bench.ROUND_SIZE per condition and run (400 requests)
 INCIDENTS = 50
@@ -154,15 +158,18 @@ def bare_pages(port: int) -> str:
     return str(file)
 
 
-def concurrent_pages(port: int, total: int, server: int | None = None) -> dict[str, Any]:
-    """`total` GETs from 64 concurrent clients; with `server` (its pid), also its CPU per request."""
+def concurrent_pages(port: int, total: int, server: int | None = None, *, seconds: float = 0.0) -> dict[str, Any]:
+    """64 concurrent clients: wrk for `seconds` if it is installed (and `seconds` given), else
+    `total` GETs from page_client.py; with `server` (its pid), also its CPU per request."""
+    if seconds and page_wrk.available():
+        return page_wrk.pages(port, PATHS, seconds, server)
     each = str(total // CLIENT_PROCESSES)
     argv = ["closed", str(CLIENT_THREADS), each, ",".join(PATHS)]
     clients = PageClients(port, [argv] * CLIENT_PROCESSES)
     try:
         before = procs.cpu_seconds(server) if server else 0.0
         clients.send("go")
-        figures = page_figures(*clients.collect())
+        figures = {"tool": "page_client.py", **page_figures(*clients.collect())}
         if server:
             # The serving process's CPU per request: what the page costs the front (or the bare app).
             cpu = procs.cpu_seconds(server) - before
@@ -274,13 +281,13 @@ def run(backend: str, fake: procs.Fake, *, quick: bool = False, runs: int = RUNS
             pool.warm(target.port, bot_bench.mixed_requests(64, thread, fake.response_url()))
         concurrent_pages(bare_port, 640)
         bot_child.settle()
-        total = PAGE_REQUESTS["quick" if quick else "full"]
+        total, seconds = PAGE_REQUESTS["quick" if quick else "full"], PAGE_SECONDS["quick" if quick else "full"]
         for number in range(runs):
             print(f"  statuspage run {number + 1}/{runs} ...", file=sys.stderr, flush=True)
             figures: dict[str, Any] = {}
             targets = (("pages", port, bot_child.pid), ("pages_bare", bare_port, bare_child.pid))
             for name, at, pid in targets[:: 1 if number % 2 == 0 else -1]:
-                figures[name] = concurrent_pages(at, total, pid)
+                figures[name] = concurrent_pages(at, total, pid, seconds=seconds)
                 bot_child.settle()
             floor = figures["pages_bare"]["p99_ms"]
             figures["pages_ratio_p99"] = round(figures["pages"]["p99_ms"] / floor, 2) if floor else None

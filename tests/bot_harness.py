@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 from unittest import mock
 
-import cheroot.server
 import pytest
 import slack_requests as sr
 from fake_slack import FakeSlack
@@ -175,12 +174,6 @@ def poll(predicate: Callable[[], Any], timeout: float = 10, message: str = "cond
     raise AssertionError(f"timed out waiting for {message}")
 
 
-# How often cheroot's selector loop looks up from select(): its stop() waits for that loop, so at
-# cheroot's 0.5 s every in-process bot took a quarter of a second on average to stop. Idle
-# connections are also expired on this beat, so CLIENT_TIMEOUT cut-offs are only more precise.
-SELECT_INTERVAL = 0.05
-
-
 # In-process bots retry a failed Slack call after 0.5 s, 1 s, 2 s … instead of 2 s, 4 s, 8 s: the
 # tests wait for retries (a 500, a 429, an outage) and assert on what was sent, never on how long
 # the wait was (tests/slack/test_outbox_delivery.py holds the real curve). Spawned workers and bot
@@ -190,10 +183,7 @@ TEST_FIRST_RETRY = timedelta(seconds=0.5)
 
 @pytest.fixture
 def make_bot(db_url: str, fake_slack: FakeSlack) -> Iterator[Callable[..., Bot]]:
-    with (
-        mock.patch.object(cheroot.server.HTTPServer, "expiration_interval", SELECT_INTERVAL),
-        mock.patch.object(delivery, "FIRST_RETRY", TEST_FIRST_RETRY),
-    ):
+    with mock.patch.object(delivery, "FIRST_RETRY", TEST_FIRST_RETRY):
         yield from _make_bot(db_url, fake_slack)
 
 

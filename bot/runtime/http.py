@@ -1,27 +1,37 @@
-"""The HTTP server: /slack/events, /healthz and the optional routes, served by cheroot.
+"""The HTTP server: /slack/events, /healthz and the optional routes, served by uvicorn.
 
-Python's documentation says http.server is not for production. cheroot (CherryPy's WSGI server,
-pure Python, maintained since 2017) gives what an ack path needs and nothing it does not: a fixed
-pool of threads (bounded concurrency; an ack is never queued behind a request's own work, since
-that work runs in the inbox workers), a socket timeout for clients that send slowly, HTTP/1.1
-keep-alive with idle connections parked in a selector rather than holding a thread, a 413 for
-oversized bodies before they are read, and a stop that closes the listening socket, then waits
-for the requests in flight. gunicorn would add a process model of its own (we have one), uvicorn
-and granian an event loop that Bolt's sync listeners would block, and waitress documents no stop
-that waits for the requests in flight.
+Python's documentation says http.server is not for production. uvicorn (with httptools, the C
+HTTP parser it prefers) parses every request on one asyncio event loop, so a connection costs no
+thread: a client that sends slowly, or keeps its connection open, holds a coroutine, not a worker.
+The routes themselves are synchronous (Bolt, SQLAlchemy) and run on a fixed pool of THREADS
+threads; only a route that says it never blocks (the status page's cache hits) answers on the
+loop itself. That is what lets the page take thousands of requests a second during an outage
+without slowing the acks: with a thread per request (cheroot, before issue 14), 64 busy page
+clients meant 64 threads taking turns at the GIL and a p99 of 100-200 ms for answers held in
+memory; on the loop the same bytes take well under 10 ms (README, Benchmarks).
+
+What an ack path needs is kept: bounded concurrency for the routes' work, a timeout for clients
+that send slowly, HTTP/1.1 keep-alive, a 413 for oversized bodies before they are read, and a stop
+that closes the listening socket, then waits for the requests in flight. gunicorn would add a
+process model of its own (we have one); waitress documents no stop that waits for the requests in
+flight.
 """
 
 from __future__ import annotations
 
-import http
+import asyncio
+import contextlib
 import json
 import logging
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from cheroot import wsgi
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot.slack.context import Runtime
 from storage import db, inbox, spool
@@ -29,22 +39,28 @@ from storage import db, inbox, spool
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # Slack's own payloads are far smaller; Alertmanager's are capped here too
-# Requests served at once. Acks are short (no Web API call, one INSERT), but a thread is also
-# held by a client that sends its body slowly (up to CLIENT_TIMEOUT per read), so there are
-# enough for slow clients not to hold up Slack; threads that wait on a socket cost no CPU.
+# Routes served at once. Acks are short (no Web API call, one INSERT); the pool bounds what the
+# routes may hold (database connections among them). Waiting for a slow client's body costs no
+# thread: the event loop reads it, and only a whole request reaches the pool.
 THREADS = 64
 # Pending connections the kernel keeps for us: in a burst of Slack requests a backlog of 5 dropped
 # the rest, and the sender's SYN retry added a second (then three) to their acks.
 BACKLOG = 128
-CLIENT_TIMEOUT = 5  # seconds a client may take to send the next part of its request
+CLIENT_TIMEOUT = 5  # seconds a client may take to send the next part of its body, or stay idle
 SHUTDOWN_TIMEOUT = 30  # seconds SIGTERM waits for requests in flight
 DRAIN_GRACE = 0.3  # seconds; see HttpServer.stop
 DISCARD_MAX, DISCARD_SECONDS = 16 * MAX_BODY, 2.0  # how much of a refused body is read to answer 413
 
+Answer = tuple[int, bytes, dict[str, str]]
 # (status, body, headers) for a request's headers (lower case) and body.
-Route = Callable[[dict[str, str], bytes], tuple[int, bytes, dict[str, str]]]
+Route = Callable[[dict[str, str], bytes], Answer]
 # The same for a GET or HEAD under a path prefix, given the path (query string included) and headers.
-PrefixRoute = Callable[[str, dict[str, str]], tuple[int, bytes, dict[str, str]]]
+PrefixRoute = Callable[[str, dict[str, str]], Answer]
+# A prefix route's answer when it has one at hand (a cache hit), else None. It runs on the event
+# loop, so it must never block: no database, no rendering, no lock it could wait for.
+CachedRoute = Callable[[str, dict[str, str]], Answer | None]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 
 class Health:
@@ -79,76 +95,147 @@ class Health:
         return figures
 
 
+class _Loop(asyncio.SelectorEventLoop):
+    """asyncio's loop on the monotonic clock read directly. asyncio reads `time.monotonic`, which
+    tools that freeze time (freezegun, in our tests) replace: a timer set while the clock was
+    frozen (uvicorn's tick that notices a stop, a client's timeout) would then lie years ahead of
+    the real clock once time moved again, and never fire."""
+
+    def time(self) -> float:
+        return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+class _Protocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with its idle timeout running from the moment a connection
+    opens. uvicorn starts it after a response only, so a client that connected and sent nothing
+    held its file descriptor for good: enough of them (the status page is public) and accept()
+    fails for Slack too. Now such a connection is closed after CLIENT_TIMEOUT, as an idle
+    keep-alive one is; the first byte of a request stops the timer, as uvicorn does."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+
+
+class _BodyProblem(Exception):
+    def __init__(self, answer: Answer | None) -> None:
+        self.answer = answer  # None: the client has gone, nothing to answer
+
+
 class HttpServer:
     def __init__(self, *, host: str, port: int, health: Health) -> None:
         self.host = host
         self.requested_port = port
         self.health = health
         self.routes: dict[tuple[str, str], Route] = {}
-        self.prefix_routes: list[tuple[str, PrefixRoute]] = []
-        self._server: wsgi.Server | None = None
+        self.prefix_routes: list[tuple[str, PrefixRoute, CachedRoute | None]] = []
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "the server is not started"
-        return int(self._server.bind_addr[1])
+        assert self._socket is not None, "the server is not started"
+        return int(self._socket.getsockname()[1])
 
     def add_route(self, method: str, path: str, route: Route) -> None:
         self.routes[(method, path)] = route
 
-    def add_prefix_route(self, prefix: str, route: PrefixRoute) -> None:
-        """GET and HEAD of `prefix` and every path under it (a HEAD answers the GET's headers)."""
-        self.prefix_routes.append((prefix.rstrip("/"), route))
+    def add_prefix_route(self, prefix: str, route: PrefixRoute, *, cached: CachedRoute | None = None) -> None:
+        """GET and HEAD of `prefix` and every path under it (a HEAD answers the GET's headers);
+        `cached`, if given, is asked first, on the event loop (see CachedRoute)."""
+        self.prefix_routes.append((prefix.rstrip("/"), route, cached))
 
     def start(self) -> None:
         """Open the listening socket (OSError if the port is taken) and serve on a thread."""
-        server = wsgi.Server(
-            (self.host, self.requested_port),
-            self._wsgi,
-            numthreads=THREADS,
-            max=THREADS,
-            request_queue_size=BACKLOG,
-            timeout=CLIENT_TIMEOUT,
-            shutdown_timeout=SHUTDOWN_TIMEOUT,
-            server_name="incident-bot",
+        self._socket = _listen(self.host, self.requested_port)
+        self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="http")
+        config = uvicorn.Config(
+            self._asgi,
+            http=_Protocol,
+            loop="asyncio",
+            lifespan="off",
+            interface="asgi3",
+            log_config=None,  # our logging (bot/runtime/logs.py) stays as it is
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            backlog=BACKLOG,
+            timeout_keep_alive=CLIENT_TIMEOUT,
+            timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
         )
-        server.max_request_body_size = 0  # enforced in _wsgi, which answers before it drains
-        server.prepare()
-        self._server = server
-        self._thread = threading.Thread(target=server.serve, name="http", daemon=True)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve_forever, name="http", daemon=True)
         self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if not self._server.started:
+            raise OSError(f"the HTTP server did not start on {self.host}:{self.port}")
+
+    def _serve_forever(self) -> None:
+        assert self._server is not None and self._socket is not None
+        try:
+            with asyncio.Runner(loop_factory=_Loop) as runner:
+                runner.run(self._server.serve(sockets=[self._socket]))
+        except Exception:
+            log.exception("the HTTP server stopped on an error")
 
     def stop(self) -> None:
         """Stop taking requests, then wait for the ones in flight."""
-        if self._server is not None:
-            # cheroot's stop closes the kept-alive connections that no thread is reading yet,
-            # including one whose next request has just begun to arrive. A moment for its
-            # selector to hand those to a thread first; stop() then waits for the threads.
+        if self._server is not None and self._thread is not None and self._thread.is_alive():
+            # Requests whose bytes are already on their way when we are told to stop: a moment
+            # for the loop to read them, so they are in flight (and answered) rather than cut.
             time.sleep(DRAIN_GRACE)
-            self._server.stop()
+            self._server.should_exit = True  # uvicorn closes the socket, then waits for requests
         if self._thread is not None:
-            self._thread.join(SHUTDOWN_TIMEOUT)
+            self._thread.join(SHUTDOWN_TIMEOUT + 5)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        if self._socket is not None:
+            self._socket.close()
 
-    # -- the WSGI application -------------------------------------------------------------------
+    # -- the ASGI application -------------------------------------------------------------------
 
-    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/"
-        if _declared_length(environ) > MAX_BODY:
-            start_response("413 Payload Too Large", [("Content-Length", "22"), ("Connection", "close")])
-            return _answer_then_drain(b"request body too large", environ["wsgi.input"])
-        status, body, headers = self._serve(environ, method, path)
-        length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
-        headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
-        headers["Content-Length"] = length if method == "HEAD" and length is not None else str(len(body))
-        if method == "HEAD":
-            body = b""  # cheroot sends what it is given, even to a HEAD
-        start_response(f"{status} {_phrase(status)}", list(headers.items()))
-        return [body]
+    async def _asgi(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"] or "/"
+        query = scope["query_string"].decode("latin-1")
+        headers = _request_headers(scope["headers"])
+        answer = self._cached(method, path, query, headers)
+        if answer is None:
+            try:
+                body = await _read_body(receive, headers)
+            except _BodyProblem as problem:
+                if problem.answer is not None and problem.answer[0] == 413:
+                    await _respond(send, method, problem.answer, more=True)
+                    await _drain(receive)
+                    await send({"type": "http.response.body", "body": b""})
+                elif problem.answer is not None:
+                    await _respond(send, method, problem.answer)
+                return
+            loop = asyncio.get_running_loop()
+            assert self._pool is not None
+            answer = await loop.run_in_executor(self._pool, self._serve, method, path, query, headers, body)
+        await _respond(send, method, answer)
 
-    def _serve(self, environ: dict[str, Any], method: str, path: str) -> tuple[int, bytes, dict[str, str]]:
+    def _cached(self, method: str, path: str, query: str, headers: dict[str, str]) -> Answer | None:
+        if method not in ("GET", "HEAD"):
+            return None
+        for prefix, _, cached in self.prefix_routes:
+            if cached is not None and (path == prefix or path.startswith(prefix + "/")):
+                try:
+                    return cached(path + ("?" + query if query else ""), headers)
+                except Exception:
+                    log.exception("unhandled error serving %s %s from the cache", method, prefix)
+                    return None  # the route itself, on the pool, answers or logs it
+        return None
+
+    def _serve(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
         if method == "GET" and path == "/healthz":
-            if "detail=1" in (environ.get("QUERY_STRING") or ""):
+            if "detail=1" in query:
                 figures = self.health.detail()
                 code = 200 if figures["status"] == "ok" else 503
                 return code, json.dumps(figures).encode(), {"Content-Type": "application/json"}
@@ -156,28 +243,17 @@ class HttpServer:
             return (200, b"ok", {"Content-Type": "text/plain"}) if ok else (503, b"unavailable", {})
         route = self.routes.get((method, path))
         if route is None and method in ("GET", "HEAD"):
-            for prefix, prefixed in self.prefix_routes:
+            for prefix, prefixed, _ in self.prefix_routes:
                 if path == prefix or path.startswith(prefix + "/"):
-                    query = environ.get("QUERY_STRING") or ""
                     try:
-                        return prefixed(path + ("?" + query if query else ""), _request_headers(environ))
+                        return prefixed(path + ("?" + query if query else ""), headers)
                     except Exception:
                         log.exception("unhandled error serving %s %s", method, prefix)
                         return 500, b"internal error", {}
         if route is None:
             known = {p for _, p in self.routes} | {"/healthz"}
             return (405, b"method not allowed", {}) if path in known else (404, b"not found", {})
-        try:
-            size = int(environ.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            size = -1
-        if size < 0:
-            return 400, b"bad Content-Length", {}
-        body = environ["wsgi.input"].read(size) if size else b""
-        headers = _request_headers(environ)
-        if environ.get("CONTENT_TYPE"):
-            headers["content-type"] = environ["CONTENT_TYPE"]
-        headers["content-length"] = str(size)
+        headers["content-length"] = str(len(body))
         try:
             return route(headers, body)
         except Exception:
@@ -186,34 +262,79 @@ class HttpServer:
             return 500, b"internal error", {}
 
 
-def _request_headers(environ: dict[str, Any]) -> dict[str, str]:
-    return {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
-
-
-def _declared_length(environ: dict[str, Any]) -> int:
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP named, so asyncio sets TCP_NODELAY on each connection (it checks the protocol):
+    # without it a small answer written as head and body waited 40 ms for a delayed ACK.
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        return int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0  # _serve answers 400
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(BACKLOG)
+        listener.setblocking(False)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
 
 
-def _answer_then_drain(answer: bytes, body: Any) -> Iterator[bytes]:
-    """Send the 413 first, then read and drop what the client still sends (within limits):
-    a client still sending its body would otherwise get a reset instead of our answer."""
-    yield answer
+def _request_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in raw:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text  # as WSGI joins repeats
+    return headers
+
+
+async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
+    """The whole body, or _BodyProblem: too large (413), malformed length (400), too slow (408)."""
+    declared = headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            size = -1
+        if size < 0:
+            raise _BodyProblem((400, b"bad Content-Length", {"Connection": "close"}))
+        if size > MAX_BODY:
+            raise _BodyProblem((413, b"request body too large", {"Connection": "close"}))
+    chunks, received = [], 0
+    while True:
+        try:
+            message = await asyncio.wait_for(receive(), CLIENT_TIMEOUT)
+        except TimeoutError:
+            raise _BodyProblem((408, b"request body too slow", {"Connection": "close"})) from None
+        if message["type"] == "http.disconnect":
+            raise _BodyProblem(None)
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > MAX_BODY:  # a chunked body with no length up front
+            raise _BodyProblem((413, b"request body too large", {"Connection": "close"}))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _drain(receive: Receive) -> None:
+    """After a 413, read and drop what the client still sends (within limits): a client still
+    sending its body would otherwise get a reset instead of our answer."""
     remaining, deadline = DISCARD_MAX, time.monotonic() + DISCARD_SECONDS
-    try:
-        while remaining > 0 and time.monotonic() < deadline:
-            chunk = body.read(min(remaining, 65536))
-            if not chunk:
+    with contextlib.suppress(TimeoutError):
+        while remaining > 0:
+            message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
                 return
-            remaining -= len(chunk)
-    except OSError:
-        return  # the client hung up or stalled: the 413 was sent
+            remaining -= len(message.get("body", b""))
 
 
-def _phrase(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+async def _respond(send: Send, method: str, answer: Answer, *, more: bool = False) -> None:
+    """The answer's head and body (none to a HEAD, which keeps the GET's Content-Length); with
+    `more`, the response is left open (the caller ends it with an empty body)."""
+    status, body, headers = answer
+    length = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
+    fields = [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items() if k.lower() != "content-length"
+    ]
+    fields.append((b"content-length", (length if method == "HEAD" and length is not None else str(len(body))).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": fields})
+    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body, "more_body": more})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import re
 import signal
 import socket
 import threading
@@ -258,9 +257,6 @@ def install_signal_handlers(stop: threading.Event) -> None:
 def listen_problem(host: str, port: int, exc: OSError) -> str:
     """One line for a listening socket that could not be opened, naming the setting to change."""
     code = exc.errno
-    if code is None:  # cheroot re-raises the bind's error as text: "... [Errno 98] Address already in use)"
-        found = re.search(r"\[Errno (\d+)\]", str(exc))
-        code = int(found.group(1)) if found else None
     if code == errno.EADDRINUSE:
         return f"PORT {port} is already in use on {host}: stop what listens there, or set PORT to a free port"
     if code == errno.EACCES:

@@ -1,14 +1,15 @@
 """The status page's HTTP routes (STATUS_PAGE=true): the cached StatusSite, under a cap of its own.
 
-The page shares cheroot's pool of threads with /slack/events. A cache hit takes microseconds and
-never waits on the database (the version poll runs in the site's refresh thread), so it is served
-outside the cap: under 64 concurrent clients a thread holding a slot for a cache hit could still
-wait for the GIL long enough to fill the cap, and page clients got 503s while no thread waited on
-anything. What may wait on the database or render (the first render, a path not yet cached) is
-capped: at most LIMIT such requests at once; one more is answered 503 with Retry-After at once (a
-thread for microseconds), and the rest of the pool stays free for Slack's acks. A second server
-would need a second port and address for operators to route; the cap gives the same protection on
-the one `PORT` that CONTRACT.md promises.
+A cache hit is answered on the HTTP server's event loop (`cached`): it takes microseconds, never
+waits on the database (the version poll runs in the site's refresh thread) nor on the site's lock,
+and holds no thread of the pool that serves /slack/events. Under 64 page clients, a thread per
+page request meant 64 threads taking turns at the GIL (p99 100-200 ms for bytes in memory, and
+slower acks); on the loop the page's p99 is a few milliseconds. What may wait on the database or
+render (the first render, a path not yet cached, a hit while a render holds the lock) runs on the
+pool, capped: at most LIMIT such requests at once; one more is answered 503 with Retry-After at
+once, and the rest of the pool stays free for Slack's acks. A second server would need a second
+port and address for operators to route; the loop and the cap give the same protection on the one
+`PORT` that CONTRACT.md promises.
 """
 
 from __future__ import annotations
@@ -41,12 +42,19 @@ class StatusRoute:
         self._ready = ready
         self._slots = threading.BoundedSemaphore(limit)
 
+    def cached(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]] | None:
+        """The answer if it is at hand (never waits: it runs on the event loop), else None."""
+        if not self._ready():
+            return None
+        hit = self.site.serve_cached(path, if_none_match=headers.get("if-none-match"))
+        return None if hit is None else (hit[0], hit[2], dict(hit[1]))
+
     def __call__(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
         if not self._ready():
             return 503, b"starting", dict(BUSY_HEADERS)
-        hit = self.site.serve_cached(path, if_none_match=headers.get("if-none-match"))
+        hit = self.cached(path, headers)
         if hit is not None:
-            return hit[0], hit[2], dict(hit[1])
+            return hit
         if not self._slots.acquire(blocking=False):
             return 503, b"busy, retry in a second", dict(BUSY_HEADERS)
         try:
@@ -71,5 +79,5 @@ def install(server: HttpServer, rt: Runtime, *, ready: Callable[[], bool]) -> St
     site = StatusSite(rt.sessions, rt.settings.status_page_config, page_info(rt), poll_interval=POLL_INTERVAL)
     route = StatusRoute(site, ready=ready)
     for prefix in PREFIXES:
-        server.add_prefix_route(prefix, route)
+        server.add_prefix_route(prefix, route, cached=route.cached)
     return route

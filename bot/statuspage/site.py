@@ -239,15 +239,22 @@ class StatusSite:
 
     def serve_cached(self, path: str, *, if_none_match: str | None = None) -> Response | None:
         """`serve`'s answer when it is a static file or a cache hit, which neither renders nor waits
-        on the database (in the background mode, once the first page is rendered); None otherwise."""
+        on the database or the lock (in the background mode, once the first page is rendered);
+        None otherwise."""
         path = _normalise(path)
         if path in self._static:
             return self._answer(path, self._static_rendered(path), if_none_match)
         if not self._background or self._summary is None:  # the first render reads the database
             return None
-        with self._lock:
+        # Never waits: it runs on the HTTP server's event loop (bot/runtime/http.py), where a wait
+        # for a render under the lock would hold up every request. Busy lock: `serve` answers.
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
             self._fresh_summary()  # at most starts the refresh thread
             cached = self._cache.get(path)
+        finally:
+            self._lock.release()
         return None if cached is None else self._answer(path, cached, if_none_match)
 
     def _static_rendered(self, path: str) -> Rendered:

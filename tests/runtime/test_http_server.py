@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,10 @@ def test_keep_alive_serves_several_requests_on_one_connection(bot: Bot) -> None:
 
 
 def test_clients_that_send_slowly_hold_up_no_ack(bot: Bot) -> None:
-    # Half the server's threads held by half-sent requests (each is cut off after CLIENT_TIMEOUT):
-    # a real request still gets its answer at once.
+    # More half-sent requests than the pool has threads (each is cut off after CLIENT_TIMEOUT): the
+    # event loop reads bodies, so they hold no thread, and a real request gets its answer at once.
     stalled = []
-    for _ in range(bot_http.THREADS // 2):
+    for _ in range(bot_http.THREADS + 8):
         client = socket.create_connection(("127.0.0.1", bot.service.port))
         client.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
         stalled.append(client)
@@ -63,6 +64,21 @@ def test_a_client_that_stops_sending_is_cut_off_after_the_timeout(bot: Bot, monk
         data = client.recv(4096)  # an error answer or a closed connection, never a hang
         assert time.monotonic() - started <= bot_http.CLIENT_TIMEOUT + 5
         assert data == b"" or data.startswith(b"HTTP/1.1 4"), data
+    finally:
+        client.close()
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_timeout(
+    make_bot: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot_http, "CLIENT_TIMEOUT", 1)
+    bot = make_bot()
+    client = socket.create_connection(("127.0.0.1", bot.service.port))
+    client.settimeout(10)
+    try:
+        started = time.monotonic()
+        assert client.recv(4096) == b""  # closed by the server, holding no descriptor of ours
+        assert 0.8 <= time.monotonic() - started < 5
     finally:
         client.close()
 

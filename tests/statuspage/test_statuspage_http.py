@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 import sp_data
 from bot_harness import Bot
 
+from bot.runtime import http as bot_http
 from bot.runtime import status_route
 from bot.statuspage import service
 from storage import db
@@ -155,6 +158,73 @@ def test_page_requests_over_the_cap_get_503_with_retry_after(
     assert request(page_bot, "GET", "/api/v2/status.json")[0] == 200
 
 
+def test_cached_pages_are_answered_while_every_thread_of_the_pool_is_busy(page_bot: Bot) -> None:
+    # The page's cache hits are answered on the HTTP server's event loop, not by the pool of
+    # THREADS that serves Slack: a burst of page requests takes no thread from the acks, and a
+    # pool held up elsewhere (a slow database) does not hold up the page.
+    paths = ("/status", "/api/v2/summary.json", "/status/static/status.css")
+    for path in paths:
+        request(page_bot, "GET", path)  # rendered and cached
+    inside, release = threading.Semaphore(0), threading.Event()
+
+    def blocking(headers: dict[str, str], body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        inside.release()
+        release.wait(20)
+        return 200, b"done", {}
+
+    page_bot.service.server.add_route("POST", "/test/block", blocking)
+    holders = [
+        threading.Thread(target=request, args=(page_bot, "POST", "/test/block")) for _ in range(bot_http.THREADS)
+    ]
+    for thread in holders:
+        thread.start()
+    try:
+        for _ in range(bot_http.THREADS):  # every thread of the pool is inside
+            assert inside.acquire(timeout=10)
+        started = time.monotonic()
+        for path in paths:
+            assert request(page_bot, "GET", path)[0] == 200, path
+        assert time.monotonic() - started < 2
+        # What needs the pool waits for it: the pool really is full.
+        connection = http.client.HTTPConnection("127.0.0.1", page_bot.service.port, timeout=0.5)
+        with pytest.raises(TimeoutError):
+            connection.request("GET", "/healthz")
+            connection.getresponse()
+        connection.close()
+    finally:
+        release.set()
+        for thread in holders:
+            thread.join(10)
+    assert request(page_bot, "GET", "/healthz")[0] == 200
+
+
+def test_a_cache_hit_never_waits_for_the_sites_lock(page_bot: Bot) -> None:
+    # On the event loop a wait would hold up every request: with the lock taken (a render under
+    # way), the hit steps aside to the pool instead of waiting.
+    route = page_bot.service.status
+    assert route is not None
+    request(page_bot, "GET", "/status")
+    assert route.cached("/status", {}) is not None
+    taken, release = threading.Event(), threading.Event()
+
+    def render_under_way() -> None:
+        with route.site._lock:
+            taken.set()
+            release.wait(3)
+
+    holder = threading.Thread(target=render_under_way)
+    holder.start()
+    try:
+        assert taken.wait(5)
+        started = time.monotonic()
+        assert route.cached("/status", {}) is None
+        assert time.monotonic() - started < 0.5
+    finally:
+        release.set()
+        holder.join(5)
+    assert route.cached("/status", {}) is not None
+
+
 def test_the_benchmark_page_clients_fetch_the_page_over_keep_alive(page_bot: Bot) -> None:
     # benchmarks/page_client.py, as `python benchmarks/run.py --only statuspage` drives it.
     client = Path(__file__).resolve().parents[2] / "benchmarks" / "page_client.py"
@@ -176,3 +246,18 @@ def test_the_benchmark_page_clients_fetch_the_page_over_keep_alive(page_bot: Bot
     assert set(answer["samples"]) == {"/status", "/api/v2/summary.json"}
     assert sum(len(samples) for samples in answer["samples"].values()) == 40
     assert {code for counts in answer["status"].values() for code in counts} == {"200"}
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk (Debian's package) is not installed")
+def test_the_benchmark_wrk_clients_fetch_both_paths(page_bot: Bot) -> None:
+    # benchmarks/page_wrk.py, as `python benchmarks/run.py --only statuspage` drives it with wrk.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import page_wrk
+
+    for path in ("/status", "/api/v2/summary.json"):
+        request(page_bot, "GET", path)
+    figures = page_wrk.pages(page_bot.service.port, ("/status", "/api/v2/summary.json"), 1.0)
+    assert figures["tool"] == "wrk" and figures["non_200"] == 0
+    assert figures["requests"] > 10
+    assert 0 < figures["page_p50_ms"] <= figures["page_p99_ms"]
+    assert 0 < figures["summary_p50_ms"] <= figures["summary_p99_ms"]
