@@ -161,6 +161,7 @@ class HttpServer:
             log_level="warning",
             access_log=False,
             server_header=False,
+            proxy_headers=False,  # nothing here reads the client address or scheme it would rewrite
             backlog=BACKLOG,
             timeout_keep_alive=CLIENT_TIMEOUT,
             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT,
