@@ -112,7 +112,9 @@ class _Protocol(HttpToolsProtocol):
     opens. uvicorn starts it after a response only, so a client that connected and sent nothing
     held its file descriptor for good: enough of them (the status page is public) and accept()
     fails for Slack too. Now such a connection is closed after CLIENT_TIMEOUT, as an idle
-    keep-alive one is; the first byte of a request stops the timer, as uvicorn does."""
+    keep-alive one is; the first byte of a request stops the timer, as uvicorn does. (It sets
+    attributes of uvicorn's protocol, not a documented API: tests/runtime/test_http_server.py
+    holds the behaviour, so an upgrade that renames them fails there.)"""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
@@ -153,9 +155,9 @@ class HttpServer:
         """Open the listening socket (OSError if the port is taken) and serve on a thread."""
         # This process is I/O-bound: a thread woken by its socket or the database waits for a busy
         # thread to hand over the GIL at most this long (Python's default is 5 ms). Under 32
-        # concurrent acks, each crossing the loop, a pool thread and the inbox writer, that wait
-        # was most of an ack's p50 on PostgreSQL (46 ms; 36 ms with 1 ms). The worker process,
-        # forked before this, keeps the default.
+        # concurrent acks, each crossing the loop, a pool thread and the inbox writer, those waits
+        # add up (one benchmark run on PostgreSQL: ack p50 46 ms at 5 ms, 36 ms at 1 ms). The
+        # worker process, forked before this, keeps the default.
         sys.setswitchinterval(SWITCH_INTERVAL)
         self._socket = _listen(self.host, self.requested_port)
         self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="http")
