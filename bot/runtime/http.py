@@ -52,6 +52,8 @@ SHUTDOWN_TIMEOUT = 30  # seconds SIGTERM waits for requests in flight
 DRAIN_GRACE = 0.3  # seconds; see HttpServer.stop
 SWITCH_INTERVAL = 0.001  # seconds; see HttpServer.start
 DISCARD_MAX, DISCARD_SECONDS = 16 * MAX_BODY, 2.0  # how much of a refused body is read to answer 413
+# A request's line and headers, at most (Slack's are a few hundred bytes; nginx allows 32 KB).
+MAX_HEAD_BYTES, MAX_HEADERS = 64 * 1024, 100
 
 Answer = tuple[int, bytes, dict[str, str]]
 # (status, body, headers) for a request's headers (lower case) and body.
@@ -104,21 +106,88 @@ class _Loop(asyncio.SelectorEventLoop):
     the real clock once time moved again, and never fire."""
 
     def time(self) -> float:
-        return time.clock_gettime(time.CLOCK_MONOTONIC)
+        return _now()
+
+
+def _now() -> float:
+    """The monotonic clock, read past anything that replaces `time.monotonic` (see _Loop)."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+class _HeadTooLarge(Exception):
+    """Raised in a parser callback: httptools turns it into a parse error, uvicorn into a 400."""
 
 
 class _Protocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with its idle timeout running from the moment a connection
-    opens. uvicorn starts it after a response only, so a client that connected and sent nothing
-    held its file descriptor for good: enough of them (the status page is public) and accept()
-    fails for Slack too. Now such a connection is closed after CLIENT_TIMEOUT, as an idle
-    keep-alive one is; the first byte of a request stops the timer, as uvicorn does. (It sets
-    attributes of uvicorn's protocol, not a documented API: tests/runtime/test_http_server.py
-    holds the behaviour, so an upgrade that renames them fails there.)"""
+    """uvicorn's httptools protocol, with the limits a public port needs that uvicorn leaves out
+    (cheroot's socket timeout covered the first two):
+    - a connection that sends nothing, or stops before its headers are complete, is cut off after
+      CLIENT_TIMEOUT (uvicorn times out only an idle connection after a response); else enough of
+      them (the status page is public) would use up the descriptors, and accept() fail for Slack;
+    - a client that stops reading its answers (its buffer full for CLIENT_TIMEOUT) is cut off;
+    - a request's line and headers are capped (MAX_HEAD_BYTES, MAX_HEADERS): they are parsed on the
+      event loop, and a megabyte of them held up every other request for seconds.
+    (It uses attributes of uvicorn's protocol, not a documented API: tests/runtime/
+    test_http_server.py holds each behaviour, so an upgrade that renames them fails there.)"""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
-        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+        self._head_size = 0
+        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.timeout_keep_alive, self._cut_off)
+        self._write_timer: asyncio.TimerHandle | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_size = 0
+        if self._head_timer is None:  # the first byte of a request on a kept-alive connection
+            self._head_timer = self.loop.call_later(self.timeout_keep_alive, self._cut_off)
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value))
+        if len(self.headers) >= MAX_HEADERS:
+            raise _HeadTooLarge
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().on_headers_complete()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._write_timer is None:
+            self._write_timer = self.loop.call_later(self.timeout_keep_alive, self._cut_off)
+
+    def resume_writing(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        super().resume_writing()
+
+    def _count(self, size: int) -> None:
+        self._head_size += size
+        if self._head_size > MAX_HEAD_BYTES:
+            raise _HeadTooLarge
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._head_timer, self._write_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._write_timer = None
+
+    def _cut_off(self) -> None:
+        self._cancel_timers()
+        if not self.transport.is_closing():
+            self.transport.abort()  # close() would wait to flush what a client that stopped reading never takes
 
 
 class _BodyProblem(Exception):
@@ -137,11 +206,12 @@ class HttpServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._port: int | None = None
 
     @property
     def port(self) -> int:
-        assert self._socket is not None, "the server is not started"
-        return int(self._socket.getsockname()[1])
+        assert self._port is not None, "the server is not started"
+        return self._port
 
     def add_route(self, method: str, path: str, route: Route) -> None:
         self.routes[(method, path)] = route
@@ -160,15 +230,18 @@ class HttpServer:
         # worker process, forked before this, keeps the default.
         sys.setswitchinterval(SWITCH_INTERVAL)
         self._socket = _listen(self.host, self.requested_port)
+        self._port = int(self._socket.getsockname()[1])
         self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="http")
         config = uvicorn.Config(
             self._asgi,
             http=_Protocol,
-            loop="asyncio",
+            ws="none",  # an Upgrade is answered as a plain request, whatever is installed
             lifespan="off",
             interface="asgi3",
             log_config=None,  # our logging (bot/runtime/logs.py) stays as it is
-            log_level="warning",
+            # uvicorn's warnings are about clients ("Invalid HTTP request received."): anyone could
+            # fill the log with them. Its errors (a failure in the server itself) are kept.
+            log_level="error",
             access_log=False,
             server_header=False,
             proxy_headers=False,  # nothing here reads the client address or scheme it would rewrite
@@ -179,8 +252,8 @@ class HttpServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve_forever, name="http", daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
+        deadline = _now() + 10
+        while not self._server.started and self._thread.is_alive() and _now() < deadline:
             time.sleep(0.005)
         if not self._server.started:
             raise OSError(f"the HTTP server did not start on {self.host}:{self.port}")
@@ -203,7 +276,10 @@ class HttpServer:
         if self._thread is not None:
             self._thread.join(SHUTDOWN_TIMEOUT + 5)
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            # uvicorn has waited SHUTDOWN_TIMEOUT for the requests in flight (each waits on its
+            # route) and cancelled the rest: a route still running then (a hung query) is not
+            # waited for here, so SIGTERM ends within its bound.
+            self._pool.shutdown(wait=False, cancel_futures=True)
         if self._socket is not None:
             self._socket.close()
 
@@ -290,11 +366,11 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _request_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    headers: dict[str, str] = {}
+    """Lower-case names; a repeated header's values joined with ", " (as WSGI servers join them)."""
+    values: dict[str, list[str]] = {}
     for name, value in raw:
-        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text  # as WSGI joins repeats
-    return headers
+        values.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+    return {key: ", ".join(texts) for key, texts in values.items()}
 
 
 async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
@@ -329,10 +405,10 @@ async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
 async def _drain(receive: Receive) -> None:
     """After a 413, read and drop what the client still sends (within limits): a client still
     sending its body would otherwise get a reset instead of our answer."""
-    remaining, deadline = DISCARD_MAX, time.monotonic() + DISCARD_SECONDS
+    remaining, deadline = DISCARD_MAX, _now() + DISCARD_SECONDS
     with contextlib.suppress(TimeoutError):
         while remaining > 0:
-            message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.001))
+            message = await asyncio.wait_for(receive(), max(deadline - _now(), 0.001))
             if message["type"] == "http.disconnect" or not message.get("more_body", False):
                 return
             remaining -= len(message.get("body", b""))
@@ -346,6 +422,8 @@ async def _respond(send: Send, method: str, answer: Answer, *, more: bool = Fals
     fields = [
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items() if k.lower() != "content-length"
     ]
-    fields.append((b"content-length", (length if method == "HEAD" and length is not None else str(len(body))).encode()))
+    if status not in (204, 304):  # RFC 9110: neither carries a Content-Length
+        size = length if method == "HEAD" and length is not None else str(len(body))
+        fields.append((b"content-length", size.encode()))
     await send({"type": "http.response.start", "status": status, "headers": fields})
     await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body, "more_body": more})

@@ -247,14 +247,15 @@ class StatusSite:
         if not self._background or self._summary is None:  # the first render reads the database
             return None
         # Never waits: it runs on the HTTP server's event loop (bot/runtime/http.py), where a wait
-        # for a render under the lock would hold up every request. Busy lock: `serve` answers.
-        if not self._lock.acquire(blocking=False):
-            return None
-        try:
-            self._fresh_summary()  # at most starts the refresh thread
-            cached = self._cache.get(path)
-        finally:
-            self._lock.release()
+        # for a render under the lock would hold up every request. The cache needs no lock to
+        # read (a refresh replaces it whole; `serve` only adds to it); the lock is only tried,
+        # to start a refresh when one is due, and a render holding it just means not this time.
+        cached = self._cache.get(path)
+        if self._lock.acquire(blocking=False):
+            try:
+                self._fresh_summary()  # at most starts the refresh thread
+            finally:
+                self._lock.release()
         return None if cached is None else self._answer(path, cached, if_none_match)
 
     def _static_rendered(self, path: str) -> Rendered:

@@ -83,6 +83,95 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_timeout(
         client.close()
 
 
+def test_a_request_whose_headers_stop_coming_is_cut_off_after_the_timeout(
+    make_bot: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot_http, "CLIENT_TIMEOUT", 1)
+    bot = make_bot()
+    client = socket.create_connection(("127.0.0.1", bot.service.port))
+    client.settimeout(10)
+    try:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no blank line: the headers never end
+        started = time.monotonic()
+        assert client.recv(4096) == b""
+        assert 0.8 <= time.monotonic() - started < 5
+    finally:
+        client.close()
+
+
+def test_a_client_that_stops_reading_its_answers_is_cut_off(
+    make_bot: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot_http, "CLIENT_TIMEOUT", 1)
+    bot = make_bot()
+    big = b"x" * (4 * 1024 * 1024)
+    bot.service.server.add_route("GET", "/test/big", lambda headers, body: (200, big, {}))
+    client = socket.create_connection(("127.0.0.1", bot.service.port))
+    try:
+        # 20 answers of 4 MiB asked for, none read: far more than the kernel's buffers hold.
+        client.sendall(b"GET /test/big HTTP/1.1\r\nHost: x\r\n\r\n" * 20)
+        time.sleep(3)  # the server's buffer fills, and stays full past CLIENT_TIMEOUT
+        # What the kernel buffered arrives, then the end: the server dropped the connection.
+        received, ended, deadline = 0, False, time.monotonic() + 10
+        client.settimeout(5)
+        try:
+            while time.monotonic() < deadline and (chunk := client.recv(1 << 20)):
+                received += len(chunk)
+            ended = time.monotonic() < deadline
+        except ConnectionResetError:
+            ended = True
+        assert ended and received < 20 * len(big), received
+        # The server is fine: the next client is answered.
+        assert bot.send_ok(sr.slash_command("help", secret=SECRET))
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-A: v\r\n" * 5000 + b"\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"v" * (200 * 1024) + b"\r\n\r\n",
+    ],
+    ids=["many-headers", "one-huge-header"],
+)
+def test_oversized_request_heads_are_refused_without_holding_up_others(bot: Bot, head: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", bot.service.port), timeout=5) as client:
+        client.sendall(head)
+        answer = client.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400") or answer == b"", answer[:80]
+    started = time.monotonic()
+    assert bot.send_ok(sr.slash_command("help", secret=SECRET))
+    assert time.monotonic() - started < 3
+
+
+def test_stop_waits_for_a_hung_route_no_longer_than_the_shutdown_timeout(
+    make_bot: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot_http, "SHUTDOWN_TIMEOUT", 1)
+    bot = make_bot()
+    inside, release = threading.Event(), threading.Event()
+
+    def hung(headers: dict[str, str], body: bytes) -> tuple[int, bytes, dict[str, str]]:
+        inside.set()
+        release.wait(20)  # a query that never returns
+        return 200, b"late", {}
+
+    bot.service.server.add_route("POST", "/test/hang", hung)
+    client = http.client.HTTPConnection("127.0.0.1", bot.service.port, timeout=20)
+    caller = threading.Thread(target=lambda: client.request("POST", "/test/hang", body=b"x"))
+    caller.start()
+    try:
+        assert inside.wait(5)
+        started = time.monotonic()
+        bot.service.server.stop()
+        assert time.monotonic() - started < 5  # SIGTERM's bound holds: 1 s here, 30 s by default
+    finally:
+        release.set()
+        caller.join(5)
+        client.close()
+
+
 def listening_inodes(port: int) -> set[str]:
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
