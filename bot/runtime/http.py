@@ -32,8 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from bot.runtime.http_protocol import Loop, Protocol, now
 from bot.slack.context import Runtime
 from storage import db, inbox, spool
 
@@ -52,8 +52,6 @@ SHUTDOWN_TIMEOUT = 30  # seconds SIGTERM waits for requests in flight
 DRAIN_GRACE = 0.3  # seconds; see HttpServer.stop
 SWITCH_INTERVAL = 0.001  # seconds; see HttpServer.start
 DISCARD_MAX, DISCARD_SECONDS = 16 * MAX_BODY, 2.0  # how much of a refused body is read to answer 413
-# A request's line and headers, at most (Slack's are a few hundred bytes; nginx allows 32 KB).
-MAX_HEAD_BYTES, MAX_HEADERS = 64 * 1024, 100
 
 Answer = tuple[int, bytes, dict[str, str]]
 # (status, body, headers) for a request's headers (lower case) and body.
@@ -97,97 +95,6 @@ class Health:
             except Exception as exc:  # the figures are extras: /healthz must still answer
                 log.warning("health detail failed: %s", type(exc).__name__)
         return figures
-
-
-class _Loop(asyncio.SelectorEventLoop):
-    """asyncio's loop on the monotonic clock read directly. asyncio reads `time.monotonic`, which
-    tools that freeze time (freezegun, in our tests) replace: a timer set while the clock was
-    frozen (uvicorn's tick that notices a stop, a client's timeout) would then lie years ahead of
-    the real clock once time moved again, and never fire."""
-
-    def time(self) -> float:
-        return _now()
-
-
-def _now() -> float:
-    """The monotonic clock, read past anything that replaces `time.monotonic` (see _Loop)."""
-    return time.clock_gettime(time.CLOCK_MONOTONIC)
-
-
-class _HeadTooLarge(Exception):
-    """Raised in a parser callback: httptools turns it into a parse error, uvicorn into a 400."""
-
-
-class _Protocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with the limits a public port needs that uvicorn leaves out
-    (cheroot's socket timeout covered the first two):
-    - a connection that sends nothing, or stops before its headers are complete, is cut off after
-      CLIENT_TIMEOUT (uvicorn times out only an idle connection after a response); else enough of
-      them (the status page is public) would use up the descriptors, and accept() fail for Slack;
-    - a client that stops reading its answers (its buffer full for CLIENT_TIMEOUT) is cut off;
-    - a request's line and headers are capped (MAX_HEAD_BYTES, MAX_HEADERS): they are parsed on the
-      event loop, and a megabyte of them held up every other request for seconds.
-    (It uses attributes of uvicorn's protocol, not a documented API: tests/runtime/
-    test_http_server.py holds each behaviour, so an upgrade that renames them fails there.)"""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[arg-type]
-        self._head_size = 0
-        self._head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.timeout_keep_alive, self._cut_off)
-        self._write_timer: asyncio.TimerHandle | None = None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timers()
-        super().connection_lost(exc)
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._head_size = 0
-        if self._head_timer is None:  # the first byte of a request on a kept-alive connection
-            self._head_timer = self.loop.call_later(self.timeout_keep_alive, self._cut_off)
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value))
-        if len(self.headers) >= MAX_HEADERS:
-            raise _HeadTooLarge
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-        super().on_headers_complete()
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        if self._write_timer is None:
-            self._write_timer = self.loop.call_later(self.timeout_keep_alive, self._cut_off)
-
-    def resume_writing(self) -> None:
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
-        super().resume_writing()
-
-    def _count(self, size: int) -> None:
-        self._head_size += size
-        if self._head_size > MAX_HEAD_BYTES:
-            raise _HeadTooLarge
-
-    def _cancel_timers(self) -> None:
-        for timer in (self._head_timer, self._write_timer):
-            if timer is not None:
-                timer.cancel()
-        self._head_timer = self._write_timer = None
-
-    def _cut_off(self) -> None:
-        self._cancel_timers()
-        if not self.transport.is_closing():
-            self.transport.abort()  # close() would wait to flush what a client that stopped reading never takes
 
 
 class _BodyProblem(Exception):
@@ -234,7 +141,7 @@ class HttpServer:
         self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="http")
         config = uvicorn.Config(
             self._asgi,
-            http=_Protocol,
+            http=Protocol,
             ws="none",  # an Upgrade is answered as a plain request, whatever is installed
             lifespan="off",
             interface="asgi3",
@@ -252,8 +159,8 @@ class HttpServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve_forever, name="http", daemon=True)
         self._thread.start()
-        deadline = _now() + 10
-        while not self._server.started and self._thread.is_alive() and _now() < deadline:
+        deadline = now() + 10
+        while not self._server.started and self._thread.is_alive() and now() < deadline:
             time.sleep(0.005)
         if not self._server.started:
             raise OSError(f"the HTTP server did not start on {self.host}:{self.port}")
@@ -261,7 +168,7 @@ class HttpServer:
     def _serve_forever(self) -> None:
         assert self._server is not None and self._socket is not None
         try:
-            with asyncio.Runner(loop_factory=_Loop) as runner:
+            with asyncio.Runner(loop_factory=Loop) as runner:
                 runner.run(self._server.serve(sockets=[self._socket]))
         except Exception:
             log.exception("the HTTP server stopped on an error")
@@ -405,10 +312,10 @@ async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
 async def _drain(receive: Receive) -> None:
     """After a 413, read and drop what the client still sends (within limits): a client still
     sending its body would otherwise get a reset instead of our answer."""
-    remaining, deadline = DISCARD_MAX, _now() + DISCARD_SECONDS
+    remaining, deadline = DISCARD_MAX, now() + DISCARD_SECONDS
     with contextlib.suppress(TimeoutError):
         while remaining > 0:
-            message = await asyncio.wait_for(receive(), max(deadline - _now(), 0.001))
+            message = await asyncio.wait_for(receive(), max(deadline - now(), 0.001))
             if message["type"] == "http.disconnect" or not message.get("more_body", False):
                 return
             remaining -= len(message.get("body", b""))
