@@ -98,8 +98,9 @@ class Health:
 
 
 class _BodyProblem(Exception):
-    def __init__(self, answer: Answer | None) -> None:
+    def __init__(self, answer: Answer | None, *, drain: bool = False) -> None:
         self.answer = answer  # None: the client has gone, nothing to answer
+        self.drain = drain  # read (and drop) what the client still sends, after the answer
 
 
 class HttpServer:
@@ -203,29 +204,34 @@ class HttpServer:
             try:
                 body = await _read_body(receive, headers)
             except _BodyProblem as problem:
-                if problem.answer is not None and problem.answer[0] == 413:
-                    await _respond(send, method, problem.answer, more=True)
+                if problem.answer is not None:
+                    await _respond(send, method, problem.answer, more=problem.drain)
+                if problem.drain:
                     await _drain(receive)
                     await send({"type": "http.response.body", "body": b""})
-                elif problem.answer is not None:
-                    await _respond(send, method, problem.answer)
                 return
             loop = asyncio.get_running_loop()
             assert self._pool is not None
             answer = await loop.run_in_executor(self._pool, self._serve, method, path, query, headers, body)
         await _respond(send, method, answer)
 
-    def _cached(self, method: str, path: str, query: str, headers: dict[str, str]) -> Answer | None:
-        if method not in ("GET", "HEAD"):
+    def _prefixed(self, method: str, path: str) -> tuple[str, PrefixRoute, CachedRoute | None] | None:
+        """The prefix route that serves this GET or HEAD, if any (an exact route comes first)."""
+        if method not in ("GET", "HEAD") or (method, path) in self.routes:
             return None
-        for prefix, _, cached in self.prefix_routes:
-            if cached is not None and (path == prefix or path.startswith(prefix + "/")):
-                try:
-                    return cached(path + ("?" + query if query else ""), headers)
-                except Exception:
-                    log.exception("unhandled error serving %s %s from the cache", method, prefix)
-                    return None  # the route itself, on the pool, answers or logs it
-        return None
+        return next(
+            (entry for entry in self.prefix_routes if path == entry[0] or path.startswith(entry[0] + "/")), None
+        )
+
+    def _cached(self, method: str, path: str, query: str, headers: dict[str, str]) -> Answer | None:
+        entry = self._prefixed(method, path)
+        if entry is None or entry[2] is None:
+            return None
+        try:
+            return entry[2](_target(path, query), headers)
+        except Exception:
+            log.exception("unhandled error serving %s %s from the cache", method, entry[0])
+            return None  # the route itself, on the pool, answers or logs it
 
     def _serve(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Answer:
         if method == "GET" and path == "/healthz":
@@ -235,15 +241,14 @@ class HttpServer:
                 return code, json.dumps(figures).encode(), {"Content-Type": "application/json"}
             ok = self.health.check()
             return (200, b"ok", {"Content-Type": "text/plain"}) if ok else (503, b"unavailable", {})
+        entry = self._prefixed(method, path)
+        if entry is not None:
+            try:
+                return entry[1](_target(path, query), headers)
+            except Exception:
+                log.exception("unhandled error serving %s %s", method, entry[0])
+                return 500, b"internal error", {}
         route = self.routes.get((method, path))
-        if route is None and method in ("GET", "HEAD"):
-            for prefix, prefixed, _ in self.prefix_routes:
-                if path == prefix or path.startswith(prefix + "/"):
-                    try:
-                        return prefixed(path + ("?" + query if query else ""), headers)
-                    except Exception:
-                        log.exception("unhandled error serving %s %s", method, prefix)
-                        return 500, b"internal error", {}
         if route is None:
             known = {p for _, p in self.routes} | {"/healthz"}
             return (405, b"method not allowed", {}) if path in known else (404, b"not found", {})
@@ -254,6 +259,10 @@ class HttpServer:
             # Never a traceback to the caller; the log has it.
             log.exception("unhandled error serving %s %s", method, path)
             return 500, b"internal error", {}
+
+
+def _target(path: str, query: str) -> str:
+    return path + ("?" + query if query else "")
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -281,17 +290,11 @@ def _request_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
-    """The whole body, or _BodyProblem: too large (413), malformed length (400), too slow (408)."""
-    declared = headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            size = -1
-        if size < 0:
-            raise _BodyProblem((400, b"bad Content-Length", {"Connection": "close"}))
-        if size > MAX_BODY:
-            raise _BodyProblem((413, b"request body too large", {"Connection": "close"}))
+    """The whole body, or _BodyProblem: too large (413) or too slow (408). (A malformed
+    Content-Length never gets here: httptools answers it 400.)"""
+    too_large = _BodyProblem((413, b"request body too large", {"Connection": "close"}), drain=True)
+    if int(headers.get("content-length") or 0) > MAX_BODY:
+        raise too_large
     chunks, received = [], 0
     while True:
         try:
@@ -303,7 +306,7 @@ async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
         chunk = message.get("body", b"")
         received += len(chunk)
         if received > MAX_BODY:  # a chunked body with no length up front
-            raise _BodyProblem((413, b"request body too large", {"Connection": "close"}))
+            raise too_large
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

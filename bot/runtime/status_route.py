@@ -50,11 +50,9 @@ class StatusRoute:
         return None if hit is None else (hit[0], hit[2], dict(hit[1]))
 
     def __call__(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+        """What `cached` could not answer (the server asked it first): a render, capped."""
         if not self._ready():
             return 503, b"starting", dict(BUSY_HEADERS)
-        hit = self.cached(path, headers)
-        if hit is not None:
-            return hit
         if not self._slots.acquire(blocking=False):
             return 503, b"busy, retry in a second", dict(BUSY_HEADERS)
         try:
