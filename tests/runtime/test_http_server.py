@@ -68,14 +68,23 @@ def test_a_client_that_stops_sending_is_cut_off_after_the_timeout(bot: Bot, monk
         client.close()
 
 
-def test_a_connection_that_sends_nothing_is_closed_after_the_timeout(
-    make_bot: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def short_timeout_bot(make_bot: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch) -> Bot:
+    """A bot whose HTTP server gives each client 1 s (CLIENT_TIMEOUT) instead of 5."""
     monkeypatch.setattr(bot_http, "CLIENT_TIMEOUT", 1)
-    bot = make_bot()
-    client = socket.create_connection(("127.0.0.1", bot.service.port))
+    return make_bot()
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"],  # nothing; headers with no blank line after them
+    ids=["sends-nothing", "headers-stop-coming"],
+)
+def test_a_connection_that_stops_before_its_request_is_whole_is_cut_off(short_timeout_bot: Bot, sent: bytes) -> None:
+    client = socket.create_connection(("127.0.0.1", short_timeout_bot.service.port))
     client.settimeout(10)
     try:
+        client.sendall(sent)
         started = time.monotonic()
         assert client.recv(4096) == b""  # closed by the server, holding no descriptor of ours
         assert 0.8 <= time.monotonic() - started < 5
@@ -83,27 +92,8 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_timeout(
         client.close()
 
 
-def test_a_request_whose_headers_stop_coming_is_cut_off_after_the_timeout(
-    make_bot: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(bot_http, "CLIENT_TIMEOUT", 1)
-    bot = make_bot()
-    client = socket.create_connection(("127.0.0.1", bot.service.port))
-    client.settimeout(10)
-    try:
-        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no blank line: the headers never end
-        started = time.monotonic()
-        assert client.recv(4096) == b""
-        assert 0.8 <= time.monotonic() - started < 5
-    finally:
-        client.close()
-
-
-def test_a_client_that_stops_reading_its_answers_is_cut_off(
-    make_bot: Callable[..., Bot], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(bot_http, "CLIENT_TIMEOUT", 1)
-    bot = make_bot()
+def test_a_client_that_stops_reading_its_answers_is_cut_off(short_timeout_bot: Bot) -> None:
+    bot = short_timeout_bot
     big = b"x" * (4 * 1024 * 1024)
     bot.service.server.add_route("GET", "/test/big", lambda headers, body: (200, big, {}))
     client = socket.create_connection(("127.0.0.1", bot.service.port))

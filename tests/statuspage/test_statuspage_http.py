@@ -3,6 +3,7 @@ server, ETag/304, HEAD, off by default, and a cap that keeps page bursts from ta
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import shutil
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,25 @@ def request(
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         connection.close()
+
+
+@contextlib.contextmanager
+def requests_held_inside(
+    bot: Bot, method: str, paths: list[str], inside: threading.Semaphore, release: threading.Event
+) -> Iterator[None]:
+    """One request per path, each from a thread of its own, held in the server (its handler
+    releases `inside`, then waits for `release`); the body runs once all are inside."""
+    holders = [threading.Thread(target=request, args=(bot, method, path)) for path in paths]
+    for thread in holders:
+        thread.start()
+    try:
+        for _ in paths:
+            assert inside.acquire(timeout=10)
+        yield
+    finally:
+        release.set()
+        for thread in holders:
+            thread.join(10)
 
 
 def publish(sessions: db.SessionFactory, title: str = "API errors") -> int:
@@ -136,25 +156,14 @@ def test_page_requests_over_the_cap_get_503_with_retry_after(
 
     monkeypatch.setattr(route.site, "serve", slow_serve)
     # Hold every slot of the cap with requests that block in the site (renders: paths not cached).
-    holders = [
-        threading.Thread(target=request, args=(page_bot, "GET", f"/status/incidents/{900000 + n}"))
-        for n in range(status_route.LIMIT)
-    ]
-    for thread in holders:
-        thread.start()
-    try:
-        for _ in range(status_route.LIMIT):  # until all of them are inside
-            assert inside.acquire(timeout=5)
+    paths = [f"/status/incidents/{900000 + n}" for n in range(status_route.LIMIT)]
+    with requests_held_inside(page_bot, "GET", paths, inside, release):
         status, headers, _ = request(page_bot, "GET", "/status/incidents/999999")
         assert status == 503 and headers["retry-after"] == "1"
         # A cache hit waits on nothing: it is served outside the cap, even while the cap is full.
         assert request(page_bot, "GET", "/status")[0] == 200
         # Slack's route still has threads: /healthz (and /slack/events beside it) answers at once.
         assert request(page_bot, "GET", "/healthz")[0] == 200
-    finally:
-        release.set()
-        for thread in holders:
-            thread.join(10)
     assert request(page_bot, "GET", "/api/v2/status.json")[0] == 200
 
 
@@ -173,14 +182,7 @@ def test_cached_pages_are_answered_while_every_thread_of_the_pool_is_busy(page_b
         return 200, b"done", {}
 
     page_bot.service.server.add_route("POST", "/test/block", blocking)
-    holders = [
-        threading.Thread(target=request, args=(page_bot, "POST", "/test/block")) for _ in range(bot_http.THREADS)
-    ]
-    for thread in holders:
-        thread.start()
-    try:
-        for _ in range(bot_http.THREADS):  # every thread of the pool is inside
-            assert inside.acquire(timeout=10)
+    with requests_held_inside(page_bot, "POST", ["/test/block"] * bot_http.THREADS, inside, release):
         started = time.monotonic()
         for path in paths:
             assert request(page_bot, "GET", path)[0] == 200, path
@@ -191,10 +193,6 @@ def test_cached_pages_are_answered_while_every_thread_of_the_pool_is_busy(page_b
             connection.request("GET", "/healthz")
             connection.getresponse()
         connection.close()
-    finally:
-        release.set()
-        for thread in holders:
-            thread.join(10)
     assert request(page_bot, "GET", "/healthz")[0] == 200
 
 
