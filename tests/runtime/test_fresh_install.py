@@ -1,7 +1,9 @@
 """A fresh install posts nothing on its first start; one created before the digest's time catches up once.
 
 The bot runs for real (bot_harness) with its start-up catch-up; the clock is frozen at a Wednesday,
-so "last Monday 10:00" is a fixed instant and no test depends on the day it runs.
+so "last Monday 10:00" is a fixed instant and no test depends on the day it runs. It stays frozen
+(ticking) until the bots have stopped: a scheduler left running on the real clock would fire this
+week's digest on a real Monday morning.
 """
 
 from __future__ import annotations
@@ -40,20 +42,26 @@ def created(sessions: SessionFactory, at: datetime) -> None:
         row.created_at = at
 
 
-def start_and_catch_up(make_bot: object, db_url: str) -> Bot:
+@pytest.fixture
+def wednesday() -> Iterator[None]:
+    """The clock at WEDNESDAY, ticking; asked for before make_bot, so it is undone after the bots stop."""
     with freeze_time(WEDNESDAY, tick=True):
-        bot: Bot = make_bot(digest_cron="0 10 * * mon", database_url=db_url)  # type: ignore[operator]
-        # The catch-up is a one-off job at start-up: once it has run, it is gone from the scheduler.
-        poll(
-            lambda: bot.service.background.scheduler.get_job("digest-catch-up") is None,
-            timeout=20,
-            message="the start-up catch-up ran",
-        )
+        yield
+
+
+def start_and_catch_up(make_bot: object, db_url: str) -> Bot:
+    bot: Bot = make_bot(digest_cron="0 10 * * mon", database_url=db_url)  # type: ignore[operator]
+    # The catch-up is a one-off job at start-up: once it has run, it is gone from the scheduler.
+    poll(
+        lambda: bot.service.background.scheduler.get_job("digest-catch-up") is None,
+        timeout=20,
+        message="the start-up catch-up ran",
+    )
     return bot
 
 
 def test_a_fresh_install_posts_nothing_at_its_first_start(
-    make_bot: object, sessions: SessionFactory, db_url: str
+    wednesday: None, make_bot: object, sessions: SessionFactory, db_url: str
 ) -> None:
     # Created "now" (Wednesday): last Monday's 10:00 came before the database existed.
     created(sessions, WEDNESDAY)
@@ -63,7 +71,7 @@ def test_a_fresh_install_posts_nothing_at_its_first_start(
 
 
 def test_a_database_created_before_last_monday_posts_last_weeks_digest_once(
-    make_bot: object, sessions: SessionFactory, db_url: str
+    wednesday: None, make_bot: object, sessions: SessionFactory, db_url: str
 ) -> None:
     created(sessions, datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
     bot = start_and_catch_up(make_bot, db_url)
