@@ -111,11 +111,19 @@ class WorkerProcess:
         # worker shares the front's imported modules page for page, copy-on-write: ~70 MB the two
         # processes would otherwise each hold. Forking a process that runs threads is unsafe (a
         # lock held by another thread stays held in the child), so a restart, or a Service
-        # started inside a test, spawns a fresh interpreter instead. (Linux only: macOS system
-        # libraries are not fork-safe even then.) The front forks before it opens its listening
-        # socket, so the worker never holds it.
+        # started inside a test, asks multiprocessing's forkserver instead: a process started
+        # fresh once (no threads), with this module imported, that forks each later worker. The
+        # first costs what a fresh interpreter does (~1.5 s of CPU importing the bot); each one
+        # after it, a fork. (Linux only: macOS system libraries are not fork-safe even then.) The
+        # front forks before it opens its listening socket, so the worker never holds it.
         fork = sys.platform == "linux" and threading.active_count() == 1
-        context = multiprocessing.get_context("fork" if fork else "spawn")
+        if fork:
+            context = multiprocessing.get_context("fork")
+        elif sys.platform == "linux":
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])  # used when the server starts, not after
+        else:
+            context = multiprocessing.get_context("spawn")
         reader, writer = context.Pipe(duplex=False)
         worker_id = uuid.uuid4().hex[:12]
         process = context.Process(
@@ -132,7 +140,8 @@ class WorkerProcess:
         if started:
             self._send(writer, START)
         self._process, self._pipe, self.worker_id = process, writer, worker_id
-        log.info("worker process %d %s", process.pid, "forked" if fork else "spawned")
+        how = {"fork": "forked", "forkserver": "forked by the forkserver"}.get(context.get_start_method(), "spawned")
+        log.info("worker process %d %s", process.pid, how)
 
     def _send(self, pipe: Connection, message: str) -> None:
         # If the worker died already, the watcher replaces it; the inbox keeps what it missed.
