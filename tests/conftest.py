@@ -182,3 +182,20 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _FAILED_FILE and not hasattr(session.config, "workerinput"):
         Path(_FAILED_FILE).write_text("".join(f"{nodeid}\n" for nodeid in _failed))
+
+
+# Modules whose tests start a bot (or are marked slow) run first, so the last tests to be handed
+# out are quick ones and no worker is left finishing a long end-to-end test while the others sit
+# idle. Whole modules move, in their own order, so module-scoped fixtures are set up once; the
+# order is the same in every worker, as pytest-xdist requires.
+_STARTS_A_BOT = {"make_bot", "bot", "split_bot"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    heavy = {
+        item.module.__name__
+        for item in items
+        if isinstance(item, pytest.Function)
+        and (_STARTS_A_BOT & set(item.fixturenames) or item.get_closest_marker("slow"))
+    }
+    items.sort(key=lambda item: 0 if isinstance(item, pytest.Function) and item.module.__name__ in heavy else 1)

@@ -12,9 +12,6 @@ import sqlalchemy.orm
 from storage.db import SessionFactory, unit_of_work
 from storage.models import Outbox, utcnow
 
-# fixed by hand
-
-
 log = logging.getLogger(__name__)
 
 

@@ -2,8 +2,8 @@
 
 The bot runs for real (bot_harness) with its start-up catch-up; the clock is frozen at a Wednesday,
 so "last Monday 10:00" is a fixed instant and no test depends on the day it runs. It stays frozen
-(ticking) until the bots have stopped: a scheduler left running on the real clock would fire this
-week's digest on a real Monday morning.
+(ticking) until each test has stopped its bots: a scheduler left running on the real clock would
+fire this week's digest on a real Monday morning (it did, on 2026-12-07).
 """
 
 from __future__ import annotations
@@ -42,13 +42,6 @@ def created(sessions: SessionFactory, at: datetime) -> None:
         row.created_at = at
 
 
-@pytest.fixture
-def wednesday() -> Iterator[None]:
-    """The clock at WEDNESDAY, ticking; asked for before make_bot, so it is undone after the bots stop."""
-    with freeze_time(WEDNESDAY, tick=True):
-        yield
-
-
 def start_and_catch_up(make_bot: object, db_url: str) -> Bot:
     bot: Bot = make_bot(digest_cron="0 10 * * mon", database_url=db_url)  # type: ignore[operator]
     # The catch-up is a one-off job at start-up: once it has run, it is gone from the scheduler.
@@ -61,28 +54,34 @@ def start_and_catch_up(make_bot: object, db_url: str) -> Bot:
 
 
 def test_a_fresh_install_posts_nothing_at_its_first_start(
-    wednesday: None, make_bot: object, sessions: SessionFactory, db_url: str
+    make_bot: object, sessions: SessionFactory, db_url: str
 ) -> None:
-    # Created "now" (Wednesday): last Monday's 10:00 came before the database existed.
-    created(sessions, WEDNESDAY)
-    bot = start_and_catch_up(make_bot, db_url)
-    assert runs(bot.sessions) == []
-    bot.fake.assert_no_more("chat.postMessage", 0, settle=1.0)
+    with freeze_time(WEDNESDAY, tick=True):
+        # Created "now" (Wednesday): last Monday's 10:00 came before the database existed.
+        created(sessions, WEDNESDAY)
+        bot = start_and_catch_up(make_bot, db_url)
+        assert runs(bot.sessions) == []
+        bot.fake.assert_no_more("chat.postMessage", 0, settle=1.0)
+        bot.stop()
 
 
 def test_a_database_created_before_last_monday_posts_last_weeks_digest_once(
-    wednesday: None, make_bot: object, sessions: SessionFactory, db_url: str
+    make_bot: object, sessions: SessionFactory, db_url: str
 ) -> None:
-    created(sessions, datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
-    bot = start_and_catch_up(make_bot, db_url)
-    # The chart is rendered before the post: a few seconds, many more on a loaded machine.
-    poll(lambda: any(r.delivered_at for r in runs(bot.sessions)), timeout=90, message="last week's digest delivered")
-    assert [(r.period, r.period_start) for r in runs(bot.sessions)] == [("weekly", LAST_WEEK)]
-    bot.stop()
-    # A restart in the same week posts nothing more.
-    again = start_and_catch_up(make_bot, db_url)
-    again.fake.assert_no_more("chat.postMessage", 1, settle=1.0, where=lambda c: "thread_ts" not in c.params)
-    assert len(runs(again.sessions)) == 1
+    with freeze_time(WEDNESDAY, tick=True):
+        created(sessions, datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+        bot = start_and_catch_up(make_bot, db_url)
+        # The chart is rendered before the post: a few seconds, many more on a loaded machine.
+        poll(
+            lambda: any(r.delivered_at for r in runs(bot.sessions)), timeout=90, message="last week's digest delivered"
+        )
+        assert [(r.period, r.period_start) for r in runs(bot.sessions)] == [("weekly", LAST_WEEK)]
+        bot.stop()
+        # A restart in the same week posts nothing more.
+        again = start_and_catch_up(make_bot, db_url)
+        again.fake.assert_no_more("chat.postMessage", 1, settle=1.0, where=lambda c: "thread_ts" not in c.params)
+        assert len(runs(again.sessions)) == 1
+        again.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
