@@ -60,13 +60,15 @@ def require_postgres() -> None:
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
 
 
-def create_pg_database(prefix: str = "ib_test") -> str:
-    """A new, empty PostgreSQL database; returns its URL."""
+def create_pg_database(prefix: str = "ib_test", *, template: str | None = None) -> str:
+    """A new PostgreSQL database, empty or a copy of the database at URL `template` (which must
+    have no connection open); returns its URL."""
     require_postgres()
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = db.create_db_engine(PG_ADMIN_URL, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    copy_of = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
     with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"{copy_of}'))
         # A test database need not survive a crash of the PostgreSQL server itself (the bot's own
         # kills are unaffected: a commit is still visible to everyone once it returns). Waiting on
         # the WAL flush of every commit made single acks take over a second when the whole suite

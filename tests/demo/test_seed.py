@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
+from conftest import BACKENDS, create_pg_database, drop_pg_database
 from freezegun import freeze_time
 
 from bot.demo.seed import SeedRefused, seed
@@ -17,6 +21,7 @@ from bot.reports import metrics
 from bot.reports.periods import current_period, periods_back
 from bot.reports.postmortem import render_postmortem
 from bot.settings import DEFAULT_RESPONSE_TARGETS, Settings
+from storage import db
 from storage.db import SessionFactory
 from storage.models import DayCounter, Escalation, FollowUp, Incident, Reopen, RunbookUse, TimelineEntry, utcnow
 from storage.people import Person
@@ -144,10 +149,39 @@ def test_bulk_insert_writes_every_incident_with_its_timeline(sessions: SessionFa
     assert rows(sessions, sa.select(sa.func.count()).select_from(table(TimelineEntry)))[0][0] > 1000 * 5
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def _seeded_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database seeded once per module (and test worker): seeding 800 incidents takes seconds,
+    and each test below reads its own copy of it."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("seeded") / "seeded.db"
+        shutil.copyfile(request.getfixturevalue("_migrated_sqlite_template"), path)
+        url = f"sqlite:///{path}"
+    else:
+        url = create_pg_database("ib_seeded")
+    engine = db.create_db_engine(url, poolclass=sa.pool.NullPool)
+    db.upgrade(engine)
+    seed(db.session_factory(engine), incidents=800, seed=11, now=NOW, force=False)
+    engine.dispose()
+    yield url
+    if request.param == "postgresql":
+        drop_pg_database(url)
+
+
 @pytest.fixture
-def demo(sessions: SessionFactory) -> SessionFactory:
-    seed(sessions, incidents=800, seed=11, now=NOW, force=False)
-    return sessions
+def demo(_seeded_url: str, tmp_path: Path) -> Iterator[SessionFactory]:
+    """The seeded history, in a copy of its own (a test may write to it)."""
+    if _seeded_url.startswith("sqlite"):
+        path = tmp_path / "demo.db"
+        shutil.copyfile(_seeded_url.removeprefix("sqlite:///"), path)
+        url = f"sqlite:///{path}"
+    else:
+        url = create_pg_database("ib_demo", template=_seeded_url)
+    engine = db.create_db_engine(url)
+    yield db.session_factory(engine)
+    engine.dispose()
+    if not url.startswith("sqlite"):
+        drop_pg_database(url)
 
 
 def incidents_by_id(sessions: SessionFactory) -> dict[str, Any]:
