@@ -209,6 +209,7 @@ def _statuspage_export(directory: str, settings: Settings) -> int:
         print(f"incident-bot: cannot write the status page to {directory}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"wrote {len(written)} files to {directory}")
+    return 0
 
 
 def _oncall(args: argparse.Namespace, settings: Settings) -> int:

@@ -41,11 +41,15 @@ def record(connection: Connection, *, key: str, mode: str, body: str, headers: d
     This is the only database work on the ack path, so it is one statement in its own transaction.
     """
     values = {"key": key, "mode": mode, "body": body, "headers": headers, "received_at": now, "attempts": 0}
+    statement: sa.Executable
     if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement = pg_insert(TABLE).values(**values).on_conflict_do_nothing(index_elements=["key"])
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    statement = insert(TABLE).values(**values).on_conflict_do_nothing(index_elements=["key"])
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(TABLE).values(**values).on_conflict_do_nothing(index_elements=["key"])
     result = connection.execute(statement.execution_options(preserve_rowcount=True))
     return bool(result.rowcount == 1)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
@@ -105,6 +105,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a `table=True` model, for queries written against its columns (`.c`)."""
+    # SQLModel's metaclass sets __table__ on table models, but SQLModel declares no such attribute.
+    return cast(sa.Table, model.__table__)  # type: ignore[attr-defined]
 
 
 def _ts(*, nullable: bool = True, index: bool = False) -> Any:

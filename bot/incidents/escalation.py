@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot import mrkdwn
 from bot.incidents import deadlines
@@ -111,9 +111,9 @@ def sweep(
 def _fired_by_incident(session: Session, incident_ids: list[str]) -> dict[str, list[deadlines.Fired]]:
     fired: dict[str, list[deadlines.Fired]] = {incident_id: [] for incident_id in incident_ids}
     rows = session.execute(
-        sa.select(Escalation.incident_id, Escalation.kind, Escalation.level, Escalation.fired_at).where(
-            Escalation.incident_id.in_(incident_ids)  # type: ignore[attr-defined]
-        )
+        sa.select(
+            col(Escalation.incident_id), col(Escalation.kind), col(Escalation.level), col(Escalation.fired_at)
+        ).where(col(Escalation.incident_id).in_(incident_ids))
     )
     for incident_id, kind, level, fired_at in rows:
         fired[incident_id].append(deadlines.Fired(kind=kind, level=level, fired_at=fired_at))

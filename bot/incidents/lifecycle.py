@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from bot import mrkdwn
 from bot.incidents import deadlines
@@ -251,7 +251,7 @@ def open_time(session: Session, incident: Incident, *, now: datetime | None = No
     if end is None:
         raise ValueError(f"{incident.id} is open: open_time needs `now`")
     gaps = session.execute(
-        sa.select(Reopen.reopened_at, Reopen.resolved_before).where(Reopen.incident_id == incident.id)
+        sa.select(col(Reopen.reopened_at), col(Reopen.resolved_before)).where(col(Reopen.incident_id) == incident.id)
     ).all()
     return end - incident.started_at - sum((r - b for r, b in gaps), timedelta())
 
@@ -265,7 +265,7 @@ def _relink_alert_group(session: Session, incident: Incident) -> str | None:
     group = incident.alert_group
     if group is None or incident.alert_group_open is not None:
         return None
-    taken = session.execute(sa.select(Incident.id).where(Incident.alert_group_open == group)).first()
+    taken = session.execute(sa.select(col(Incident.id)).where(col(Incident.alert_group_open) == group)).first()
     if taken is not None:
         log.info("%s reopened; alert group %r stays with %s", incident.id, group, taken[0])
         return None

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.models import Incident, Outbox, utcnow
 
@@ -147,9 +147,9 @@ def retry_dead_letters(session: Session, ids: list[int] | None = None, *, now: d
 def dead_letters_of_commander(session: Session, user: str) -> list[tuple[str, str]]:
     """(incident id, reason) of the dead letters of incidents `user` commands (App Home)."""
     query = (
-        sa.select(Outbox.incident_id, Outbox.last_error)
-        .join(Incident, Incident.id == Outbox.incident_id)  # type: ignore[arg-type]
-        .where(Outbox.dead_at.is_not(None), Incident.commander == user)  # type: ignore[union-attr]
-        .order_by(Outbox.id)  # type: ignore[arg-type]
+        sa.select(col(Outbox.incident_id), col(Outbox.last_error))
+        .join(Incident, col(Incident.id) == col(Outbox.incident_id))
+        .where(col(Outbox.dead_at).is_not(None), col(Incident.commander) == user)
+        .order_by(col(Outbox.id))
     )
     return [(str(incident_id), str(reason or "refused")) for incident_id, reason in session.execute(query)]

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
 from bot.incidents.outbox import dialect_insert
-from storage.models import FollowUp, Incident, TimelineEntry
+from storage.models import FollowUp, Incident, TimelineEntry, table_of
 from storage.people import Person
 
 # Thread authors are looked for in recent incidents only: the timeline is the biggest table, and
@@ -69,9 +69,9 @@ def remember(session: Session, profile: Profile, *, now: datetime, replace: bool
 
 def unknown_ids(session: Session, *, now: datetime, limit: int) -> list[str]:
     """Up to `limit` user ids that incidents refer to and `person` does not know, sorted."""
-    c = cast(sa.Table, Incident.__table__).c
-    f = cast(sa.Table, FollowUp.__table__).c
-    t = cast(sa.Table, TimelineEntry.__table__).c
+    c = table_of(Incident).c
+    f = table_of(FollowUp).c
+    t = table_of(TimelineEntry).c
     recent = sa.select(c.id).where(c.declared_at >= now - RECENT_THREADS)
     referenced = sa.union(
         sa.select(c.declared_by.label("user_id")),
@@ -80,7 +80,7 @@ def unknown_ids(session: Session, *, now: datetime, limit: int) -> list[str]:
         sa.select(f.owner),
         sa.select(t.author).where(t.incident_id.in_(recent), t.kind == "message"),
     ).subquery()
-    known = cast(sa.Table, Person.__table__).c
+    known = table_of(Person).c
     user_id = referenced.c.user_id
     statement = (
         sa.select(user_id)
@@ -99,7 +99,7 @@ def names(session: Session, user_ids: Iterable[str]) -> dict[str, str]:
     """The name to print for each of these ids that has one (display name, else real name)."""
     wanted = sorted(set(user_ids))
     found: dict[str, str] = {}
-    p = cast(sa.Table, Person.__table__).c
+    p = table_of(Person).c
     for offset in range(0, len(wanted), 500):
         chunk = wanted[offset : offset + 500]
         for user_id, display, real in session.execute(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.incidents import deadlines
 from storage.models import (
@@ -83,13 +83,13 @@ def list_open(session: Session, *, limit: int = 50) -> list[Incident]:
 
 def count_open(session: Session) -> int:
     return session.execute(
-        sa.select(sa.func.count()).select_from(Incident).where(Incident.status != S.RESOLVED.value)
+        sa.select(sa.func.count()).select_from(Incident).where(col(Incident.status) != S.RESOLVED.value)
     ).scalar_one()
 
 
 def count_follow_ups(session: Session, incident_id: str) -> int:
     return session.execute(
-        sa.select(sa.func.count()).select_from(FollowUp).where(FollowUp.incident_id == incident_id)
+        sa.select(sa.func.count()).select_from(FollowUp).where(col(FollowUp.incident_id) == incident_id)
     ).scalar_one()
 
 

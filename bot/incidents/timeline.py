@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot import mrkdwn
 from bot.incidents import deadlines
@@ -71,9 +71,9 @@ class ThreadIncident:
 
 def thread_incident(session: Session, channel_id: str, thread_ts: str) -> ThreadIncident | None:
     row = session.execute(
-        sa.select(Incident.id, Incident.severity, Incident.acknowledged_at, Incident.resolved_at).where(
-            Incident.channel_id == channel_id, Incident.card_ts == thread_ts
-        )
+        sa.select(
+            col(Incident.id), col(Incident.severity), col(Incident.acknowledged_at), col(Incident.resolved_at)
+        ).where(col(Incident.channel_id) == channel_id, col(Incident.card_ts) == thread_ts)
     ).first()
     return ThreadIncident(*row) if row else None
 
@@ -131,7 +131,7 @@ def _lock_for_activity(session: Session, incident_id: str) -> bool:
         return True
     # FOR NO KEY UPDATE, the lock the UPDATE itself takes: the foreign-key checks of concurrent
     # timeline inserts (FOR KEY SHARE) do not conflict with it.
-    statement = sa.select(Incident.id).where(Incident.id == incident_id)
+    statement = sa.select(col(Incident.id)).where(col(Incident.id) == incident_id)
     return session.execute(statement.with_for_update(key_share=True, skip_locked=True)).first() is not None
 
 
@@ -223,7 +223,7 @@ def apply_pending_pins(session: Session, *, older_than: datetime | None = None) 
         session.add(entry)
         session.delete(pending)
     if older_than is not None:
-        session.execute(sa.delete(PendingPin).where(PendingPin.received_at < older_than))
+        session.execute(sa.delete(PendingPin).where(col(PendingPin.received_at) < older_than))
     return len(rows)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -86,7 +87,7 @@ def _insert_messages(
     """Insert the replies' timeline entries, skipping those already there; the (incident, ts) stored."""
     if not replies:
         return set()
-    rows = {}
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
     for reply in replies:
         incident = incidents[(reply.message.channel_id, reply.message.thread_ts)]
         rows.setdefault((incident.id, reply.message.ts), timeline.message_row(incident.id, reply.message))

@@ -36,6 +36,7 @@ def draw_png(points: Sequence[ChartPoint], *, title: str, unit: str = "week", dp
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(10, 4.8), dpi=dpi, layout="constrained")
     FigureCanvasAgg(figure)
@@ -48,7 +49,9 @@ def draw_png(points: Sequence[ChartPoint], *, title: str, unit: str = "week", dp
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     bars.set_ylabel(f"Incidents per {unit}")
     bars.set_ylim(0, max([*bottom, 1]) * 1.25)  # headroom for the legend
-    bars.yaxis.get_major_locator().set_params(integer=True)
+    locator = bars.yaxis.get_major_locator()
+    if isinstance(locator, MaxNLocator):  # a linear axis's default, AutoLocator: whole numbers only
+        locator.set_params(integer=True)
     bars.set_xticks(positions, [_short(point.label) for point in points], rotation=45, ha="right")
     bars.set_title(title)
 

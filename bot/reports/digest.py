@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -30,7 +30,7 @@ from bot.reports import chart, metrics
 from bot.reports.metrics import PeriodMetrics, RecurringIssue
 from bot.reports.periods import Period, current_period, periods_back
 from bot.settings import Settings
-from storage.models import DigestRun, FollowUp, Incident, Outbox
+from storage.models import DigestRun, FollowUp, Incident, Outbox, table_of
 
 
 @dataclass(frozen=True)
@@ -135,14 +135,14 @@ def card_links(session: Session, incident_ids: Sequence[str]) -> dict[str, str]:
     """Incident id -> link to its card's thread, for the incidents whose card is posted."""
     if not incident_ids:
         return {}
-    c = cast(sa.Table, Incident.__table__).c
+    c = table_of(Incident).c
     rows = session.execute(sa.select(c.id, c.channel_id, c.card_ts).where(c.id.in_(list(incident_ids))))
     return {row.id: mrkdwn.thread_link(row.channel_id, row.card_ts) for row in rows if row.channel_id and row.card_ts}
 
 
 def open_action_items(session: Session, *, limit: int) -> tuple[list[ActionItem], int]:
     """Open follow-ups, soonest due first (undated last), and how many are open in all."""
-    f = cast(sa.Table, FollowUp.__table__).c
+    f = table_of(FollowUp).c
     statement = (
         sa.select(f.id, f.description, f.incident_id, f.owner, f.due_date)
         .where(f.done.is_(False))
@@ -168,7 +168,7 @@ def chart_title(period: Period, points: Sequence[chart.ChartPoint]) -> str:
 def next_attempt(session: Session, period: Period) -> datetime | None:
     """When the period's pending digest row is next due (after a failure's back-off)."""
     prefix = f"digest:{period.kind}:{period_start_date(period).isoformat()}"
-    o = cast(sa.Table, Outbox.__table__).c
+    o = table_of(Outbox).c
     statement = (
         sa.select(o.next_attempt_at)
         .where(o.kind == OutboxKind.DIGEST.value, o.delivered_at.is_(None), o.dedupe_key.like(prefix + "%"))

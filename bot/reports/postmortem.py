@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.reports import metrics
 from bot.reports.formatting import bullets, fmt_money, fmt_when, markdown_text, with_names
@@ -15,6 +15,7 @@ from storage.models import (
     FollowUp,
     Incident,
     TimelineEntry,
+    table_of,
 )
 
 TEMPLATE_BLOCK = """### Template (Copy for new incidents)
@@ -167,7 +168,7 @@ def _follow_up_line(follow_up: FollowUp) -> str:
 def timelines_by_incident(session: Session, incident_ids: Sequence[str]) -> dict[str, list[Any]]:
     if not incident_ids:
         return {}
-    t = cast(sa.Table, TimelineEntry.__table__).c
+    t = table_of(TimelineEntry).c
     statement = (
         sa.select(
             t.id, t.incident_id, t.kind, t.author, t.text, t.edited_ts, t.files, t.deleted, t.key_event, t.occurred_at
@@ -184,7 +185,7 @@ def timelines_by_incident(session: Session, incident_ids: Sequence[str]) -> dict
 def follow_ups_by_incident(session: Session, incident_ids: Sequence[str]) -> dict[str, list[FollowUp]]:
     if not incident_ids:
         return {}
-    statement = select(FollowUp).where(FollowUp.incident_id.in_(incident_ids)).order_by(FollowUp.id)  # type: ignore[attr-defined]
+    statement = select(FollowUp).where(col(FollowUp.incident_id).in_(incident_ids)).order_by(col(FollowUp.id))
     found: dict[str, list[FollowUp]] = {}
     for follow_up in session.exec(statement):
         found.setdefault(follow_up.incident_id, []).append(follow_up)

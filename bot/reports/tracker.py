@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import cast
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -33,6 +32,7 @@ from storage.models import (
     SEVERITIES,
     FollowUp,
     Incident,
+    table_of,
 )
 
 
@@ -209,7 +209,7 @@ def _order(names: Sequence[str], name: str) -> int:
 
 def _follow_ups_per_period(session: Session, periods: Sequence[Period]) -> list[tuple[int, int]]:
     """(follow-ups created, of which still open) per period."""
-    f = cast(sa.Table, FollowUp.__table__).c
+    f = table_of(FollowUp).c
     bucket = sa.case(
         *((sa.and_(f.created_at >= p.start, f.created_at < p.end), i) for i, p in enumerate(periods)), else_=None
     ).label("bucket")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import cast
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -14,6 +13,7 @@ from bot.reports.periods import Period
 from bot.settings import Settings
 from storage.models import (
     Incident,
+    table_of,
 )
 
 LOG_LIMIT = 50  # incidents written out in full in the tracker's log; the rest are one line a month
@@ -70,7 +70,7 @@ class TrackerContext:
 
 
 def first_started_at(session: Session) -> datetime | None:
-    c = cast(sa.Table, Incident.__table__).c
+    c = table_of(Incident).c
     value = session.execute(sa.select(sa.func.min(c.started_at))).scalar_one_or_none()
     if value is None:
         return None

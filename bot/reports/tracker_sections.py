@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -31,6 +31,7 @@ from storage.models import (
     SEVERITY_MEANINGS,
     FollowUp,
     Incident,
+    table_of,
 )
 
 SEVERITY_EXAMPLES = {
@@ -203,8 +204,8 @@ def quarterly_section(ctx: TrackerContext) -> list[str]:
 
 
 def lessons_section(ctx: TrackerContext) -> list[str]:
-    c = cast(sa.Table, Incident.__table__).c
-    f = cast(sa.Table, FollowUp.__table__).c
+    c = table_of(Incident).c
+    f = table_of(FollowUp).c
 
     def lessons(column: Any) -> list[str]:
         statement = (

@@ -50,7 +50,8 @@ def prune(sessions: SessionFactory, *, retention: timedelta, now: datetime, batc
         statement = sa.delete(table.model).where(table.key.in_(oldest.scalar_subquery()))
         while True:
             with unit_of_work(sessions) as session:
-                count = session.execute(statement).rowcount
+                # A DELETE's result is a CursorResult, with a rowcount; SQLModel types execute() as Result.
+                count = session.execute(statement).rowcount  # type: ignore[attr-defined]
             deleted[table.name] += count
             if count < batch:
                 break

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlmodel import col
 
 from bot.incidents import escalation, timeline
 from bot.runtime.retention import retention_job
@@ -70,7 +71,7 @@ def sweep_job(rt: Runtime, record: Throttle | None = None) -> None:
 
 def forget_old_events(rt: Runtime) -> None:
     with database_errors(log, "event id clean-up"), unit_of_work(rt.sessions) as session:
-        session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.received_at < utcnow() - EVENT_MEMORY))
+        session.execute(sa.delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < utcnow() - EVENT_MEMORY))
         timeline.apply_pending_pins(session, older_than=utcnow() - EVENT_MEMORY)
 
 

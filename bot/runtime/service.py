@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from slack_bolt import BoltRequest, BoltResponse
@@ -173,7 +174,8 @@ class Service:
             return 503, b"starting", {}
         raw = body.decode("utf-8", errors="replace")
         try:
-            request = BoltRequest(body=raw, headers=headers)
+            # BoltRequest only reads the headers; its dict[str, str | Sequence[str]] rejects a dict[str, str].
+            request = BoltRequest(body=raw, headers=headers)  # type: ignore[arg-type]
         except ValueError:  # a JSON body that does not parse (cut short, or not Slack's)
             return 400, b"malformed body", {}
         response = self.intake.answer(request, raw)
@@ -218,7 +220,7 @@ class Service:
         from slack_sdk.socket_mode.response import SocketModeResponse
 
         started = time.perf_counter()
-        headers: dict[str, str] = {}
+        headers: dict[str, str | Sequence[str]] = {}
         if request.retry_attempt is not None:
             headers["x-slack-retry-num"] = str(request.retry_attempt)
         if request.retry_reason is not None:

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
 from typing import Any
 
 import sqlalchemy as sa
@@ -117,6 +118,7 @@ class WorkerProcess:
         # after it, a fork. (Linux only: macOS system libraries are not fork-safe even then.) The
         # front forks before it opens its listening socket, so the worker never holds it.
         fork = sys.platform == "linux" and threading.active_count() == 1
+        context: BaseContext
         if fork:
             context = multiprocessing.get_context("fork")
         elif sys.platform == "linux":

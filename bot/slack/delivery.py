@@ -25,6 +25,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlmodel import col
 
 from bot.incidents.outbox import OutboxKind
 from bot.settings import Settings
@@ -175,37 +176,37 @@ class Deliverer(OutboxKinds, PostedLookup):
         unordered = (OutboxKind.CHANNEL_POST.value, OutboxKind.CARD_UPDATE.value, OutboxKind.PAGE_DM.value)
         earlier = sa.orm.aliased(Outbox)
         waiting = (
-            sa.select(earlier.id)
+            sa.select(col(earlier.id))
             .where(
-                earlier.incident_id == Outbox.incident_id,
-                earlier.id < Outbox.id,
-                earlier.delivered_at.is_(None),  # type: ignore[union-attr]
-                earlier.dead_at.is_(None),  # type: ignore[union-attr]
-                earlier.kind.not_in(unordered),  # type: ignore[attr-defined]
+                col(earlier.incident_id) == col(Outbox.incident_id),
+                col(earlier.id) < col(Outbox.id),
+                col(earlier.delivered_at).is_(None),
+                col(earlier.dead_at).is_(None),
+                col(earlier.kind).not_in(unordered),
             )
             .exists()
         )
-        kind = Outbox.kind == OutboxKind.DIGEST.value if only_digests else sa.true()
+        kind = col(Outbox.kind) == OutboxKind.DIGEST.value if only_digests else sa.true()
         with unit_of_work(self.sessions) as session:
             rows = session.execute(
-                sa.select(Outbox.id, Outbox.kind)
-                .outerjoin(Incident, Incident.id == Outbox.incident_id)  # type: ignore[arg-type]
+                sa.select(col(Outbox.id), col(Outbox.kind))
+                .outerjoin(Incident, col(Incident.id) == col(Outbox.incident_id))
                 .where(
                     kind,
-                    Outbox.delivered_at.is_(None),  # type: ignore[union-attr]
-                    Outbox.dead_at.is_(None),  # type: ignore[union-attr]
-                    Outbox.next_attempt_at <= now,
-                    sa.or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now),  # type: ignore[union-attr]
+                    col(Outbox.delivered_at).is_(None),
+                    col(Outbox.dead_at).is_(None),
+                    col(Outbox.next_attempt_at) <= now,
+                    sa.or_(col(Outbox.claimed_until).is_(None), col(Outbox.claimed_until) < now),
                     sa.or_(
-                        Outbox.incident_id.is_(None),  # type: ignore[union-attr]
-                        Outbox.kind == OutboxKind.CHANNEL_POST.value,
+                        col(Outbox.incident_id).is_(None),
+                        col(Outbox.kind) == OutboxKind.CHANNEL_POST.value,
                         sa.and_(
-                            sa.or_(Outbox.kind.in_(unordered[1:]), ~waiting),  # type: ignore[attr-defined]
-                            sa.or_(Incident.card_ts.is_not(None), Outbox.kind == OutboxKind.CARD_POST.value),  # type: ignore[union-attr]
+                            sa.or_(col(Outbox.kind).in_(unordered[1:]), ~waiting),
+                            sa.or_(col(Incident.card_ts).is_not(None), col(Outbox.kind) == OutboxKind.CARD_POST.value),
                         ),
                     ),
                 )
-                .order_by(Outbox.id)  # type: ignore[arg-type]
+                .order_by(col(Outbox.id))
                 .limit(limit)
             ).all()
         return [(row_id, kind) for row_id, kind in rows]
@@ -215,9 +216,9 @@ class Deliverer(OutboxKinds, PostedLookup):
         now = utcnow()
         with unit_of_work(self.sessions) as session:
             before = session.execute(
-                sa.select(Outbox.claim_token, Outbox.claimed_until, Outbox.kind, Outbox.incident_id).where(
-                    Outbox.id == row_id  # type: ignore[arg-type]
-                )
+                sa.select(
+                    col(Outbox.claim_token), col(Outbox.claimed_until), col(Outbox.kind), col(Outbox.incident_id)
+                ).where(col(Outbox.id) == row_id)
             ).first()
             if before is None:
                 return None
@@ -230,11 +231,11 @@ class Deliverer(OutboxKinds, PostedLookup):
             result = session.execute(
                 sa.update(Outbox)
                 .where(
-                    Outbox.id == row_id,
-                    Outbox.delivered_at.is_(None),  # type: ignore[union-attr]
-                    Outbox.dead_at.is_(None),  # type: ignore[union-attr]
-                    Outbox.claim_token.is_not_distinct_from(previous_token),  # type: ignore[union-attr]
-                    sa.or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now),  # type: ignore[union-attr]
+                    col(Outbox.id) == row_id,
+                    col(Outbox.delivered_at).is_(None),
+                    col(Outbox.dead_at).is_(None),
+                    col(Outbox.claim_token).is_not_distinct_from(previous_token),
+                    sa.or_(col(Outbox.claimed_until).is_(None), col(Outbox.claimed_until) < now),
                 )
                 .values(
                     claimed_until=now + leases.LEASE,
@@ -242,7 +243,9 @@ class Deliverer(OutboxKinds, PostedLookup):
                     attempts=Outbox.attempts + 1,
                     # A card re-render, once taken, renders whatever is current when sent; a change
                     # made after this point needs its own row, so free the coalescing key now.
-                    dedupe_key=sa.case((Outbox.kind == OutboxKind.CARD_UPDATE.value, None), else_=Outbox.dedupe_key),
+                    dedupe_key=sa.case(
+                        (col(Outbox.kind) == OutboxKind.CARD_UPDATE.value, None), else_=col(Outbox.dedupe_key)
+                    ),
                 )
                 .execution_options(preserve_rowcount=True)
             )
@@ -259,15 +262,15 @@ class Deliverer(OutboxKinds, PostedLookup):
         turns and the second sees the first's claim (SQLite has one writer at a time).
         """
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(sa.select(Incident.id).where(Incident.id == incident_id).with_for_update())  # type: ignore[arg-type]
+            session.execute(sa.select(col(Incident.id)).where(col(Incident.id) == incident_id).with_for_update())
         other = session.execute(
-            sa.select(Outbox.id)
+            sa.select(col(Outbox.id))
             .where(
-                Outbox.incident_id == incident_id,
-                Outbox.kind == OutboxKind.CARD_UPDATE.value,
-                Outbox.delivered_at.is_(None),  # type: ignore[union-attr]
-                Outbox.dead_at.is_(None),  # type: ignore[union-attr]
-                Outbox.claimed_until > now,  # type: ignore[operator]
+                col(Outbox.incident_id) == incident_id,
+                col(Outbox.kind) == OutboxKind.CARD_UPDATE.value,
+                col(Outbox.delivered_at).is_(None),
+                col(Outbox.dead_at).is_(None),
+                col(Outbox.claimed_until) > now,
             )
             .limit(1)
         ).first()
@@ -312,7 +315,7 @@ class Deliverer(OutboxKinds, PostedLookup):
                 # Fenced: only the holder of the current claim records the delivery.
                 marked = session.execute(
                     sa.update(Outbox)
-                    .where(Outbox.id == row_id, Outbox.claim_token == token)  # type: ignore[arg-type]
+                    .where(col(Outbox.id) == row_id, col(Outbox.claim_token) == token)
                     .values(delivered_at=utcnow(), claimed_until=None)
                     .execution_options(preserve_rowcount=True)
                 )

@@ -11,7 +11,9 @@ import sqlalchemy as sa
 import sqlalchemy.orm
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlmodel import col
 
+from bot.settings import Settings
 from bot.slack.sends import (
     PERMANENT_ERRORS,
     Posted,
@@ -20,7 +22,7 @@ from bot.slack.sends import (
     is_post_of,
     slack_error,
 )
-from storage.db import unit_of_work
+from storage.db import SessionFactory, unit_of_work
 from storage.models import Incident
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,8 @@ class PostedLookup:
     """The Deliverer's lookups (a mixin: it reads the client and the channel ids the deliverer learnt)."""
 
     client: WebClient
+    settings: Settings
+    sessions: SessionFactory
     _channel_ids: dict[str, str]
 
     def _find_posted(self, row_id: int, posted: Posted) -> dict[str, Any] | None:
@@ -94,7 +98,7 @@ class PostedLookup:
             # Every card lands in the incident channel: any incident's card names its ID.
             with unit_of_work(self.sessions) as session:
                 known = session.execute(
-                    sa.select(Incident.channel_id).where(Incident.channel_id.is_not(None)).limit(1)  # type: ignore[union-attr]
+                    sa.select(col(Incident.channel_id)).where(col(Incident.channel_id).is_not(None)).limit(1)
                 ).scalar()
             if known:
                 self._channel_ids[channel] = known

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 from bot.incidents import timeline
 from bot.incidents.forms import clean
@@ -30,7 +30,7 @@ def _files(message: dict[str, Any]) -> list[dict[str, str]]:
     return files
 
 
-def _is_ts(value: Any) -> bool:
+def _is_ts(value: Any) -> TypeGuard[str]:
     # The timeline takes an entry's time from its ts and orders edits by it, so it must be one.
     return isinstance(value, str) and SLACK_TS.match(value) is not None
 

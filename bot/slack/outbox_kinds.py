@@ -14,6 +14,7 @@ from bot import mrkdwn
 from bot.incidents import lifecycle as incidents
 from bot.incidents import queries as incident_queries
 from bot.oncall import service as oncall
+from bot.settings import Settings
 from bot.slack.blocks import card as card_blocks
 from bot.slack.sends import Posted, Send, describe, mark_escalation, outbox_metadata
 from bot.statuspage import service as statuspage
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 class OutboxKinds:
     """The per-kind handlers of the Deliverer (a mixin: they read its settings, client and joined channels)."""
+
+    settings: Settings
+    client: WebClient
+    _joined: set[str]
 
     def render_card(self, session: Session, incident: Incident, now: datetime) -> dict[str, Any]:
         public = statuspage.open_for_incident(incident.id, session=session) if self.settings.status_page else None
@@ -90,6 +95,8 @@ class OutboxKinds:
         incident = incident_queries.get(session, row.incident_id or "")
         message = self.render_card(session, incident, utcnow())
         channel, ts = incident.channel_id, incident.card_ts
+        if channel is None or ts is None:  # never claimed before the card is posted (Deliverer._candidates)
+            raise LookupError(f"{incident.id} has no card to update")
         # An update is idempotent: sent twice, the card shows the same thing.
         return Send(lambda client: client.chat_update(channel=channel, ts=ts, **message))
 

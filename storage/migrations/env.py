@@ -1,6 +1,7 @@
 """Alembic environment: migrates the engine (or connection) the bot hands over, never a config file."""
 
 from alembic import context
+from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 import storage.schema  # noqa: F401  (registers every table on SQLModel.metadata)
@@ -20,7 +21,7 @@ def run_migrations() -> None:
         _run(connection)
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

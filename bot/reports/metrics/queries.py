@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -30,6 +31,9 @@ from bot.settings import Settings
 from storage.models import (
     EscalationKind,
 )
+
+# SeverityTotals' twelve counts and sums (count … affected_users), in the order summaries() selects them.
+_COUNTS = tuple(f.name for f in dataclasses.fields(SeverityTotals))[1:13]
 
 
 def summaries(session: Session, *, settings: Settings, periods: Sequence[Period], now: datetime) -> list[PeriodSummary]:
@@ -109,7 +113,7 @@ def summaries(session: Session, *, settings: Settings, periods: Sequence[Period]
         severities = tuple(
             SeverityTotals(
                 severity,
-                *(int(v) for v in totals[index][severity][:12]),
+                **{name: int(v) for name, v in zip(_COUNTS, totals[index][severity][:12], strict=True)},
                 revenue_impact=round(float(totals[index][severity][12]), 2),
             )
             for severity in sorted(totals[index])

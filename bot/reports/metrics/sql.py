@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -19,21 +19,22 @@ from storage.models import (
     Incident,
     Reopen,
     RunbookUse,
+    table_of,
 )
 
-incident_table = cast(sa.Table, Incident.__table__)
+incident_table = table_of(Incident)
 
 
-escalation_table = cast(sa.Table, Escalation.__table__)
+escalation_table = table_of(Escalation)
 
 
-follow_up_table = cast(sa.Table, FollowUp.__table__)
+follow_up_table = table_of(FollowUp)
 
 
-runbook_use_table = cast(sa.Table, RunbookUse.__table__)
+runbook_use_table = table_of(RunbookUse)
 
 
-reopen_table = cast(sa.Table, Reopen.__table__)
+reopen_table = table_of(Reopen)
 
 
 def dialect_of(session: Session) -> str:

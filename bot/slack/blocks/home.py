@@ -103,7 +103,10 @@ def _figure(figure: StatusFigure) -> str:
 def _incident(incident: Incident, policy: deadlines.Policy, now: datetime) -> dict[str, Any]:
     clock = deadlines.clock_of(incident)
     linked = incident.channel_id and incident.card_ts
-    name = f"<{mrkdwn.thread_link(incident.channel_id, incident.card_ts)}|{incident.id}>" if linked else incident.id
+    if incident.channel_id and incident.card_ts:  # `linked`, spelt out so that mypy narrows both
+        name = f"<{mrkdwn.thread_link(incident.channel_id, incident.card_ts)}|{incident.id}>"
+    else:
+        name = incident.id
     title = mrkdwn.escape(mrkdwn.truncate(incident.title, 150))
     commander = mrkdwn.user(incident.commander) if incident.commander else "_no commander_"
     response = (

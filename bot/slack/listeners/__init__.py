@@ -111,7 +111,7 @@ def _logged(work: Callable[..., None], limit: threading.Semaphore | None) -> Cal
     return run
 
 
-def open_modal(client: WebClient, tell: Callable[[str], None], trigger_id: str, view: dict[str, Any]) -> None:
+def open_modal(client: WebClient, tell: Callable[[str], object], trigger_id: str, view: dict[str, Any]) -> None:
     """Open a modal; if Slack refuses, log its error code and tell the user (`tell`) what to do."""
     try:
         client.views_open(trigger_id=trigger_id, view=view)
