@@ -22,15 +22,15 @@ import sys
 import threading
 import time
 import uuid
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bot.runtime import logs
 from bot.runtime.background import Background, learn_identity
+from bot.runtime.worker_exit import WorkerExit
 from bot.settings import Settings
 from bot.slack.context import Runtime
 from storage import db, inbox
@@ -54,7 +54,7 @@ class WorkerProcess:
         self.engine = engine  # the front's, to give back what a dead worker held
         self.restarts = 0
         self.worker_id = ""
-        self._process: Any = None
+        self._process: WorkerExit | None = None
         self._pipe: Connection | None = None
         self._begun = False
         self._stopping = threading.Event()
@@ -81,7 +81,7 @@ class WorkerProcess:
         self._wanted.set()
 
     def alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+        return self._process is not None and not self._process.ended()
 
     @property
     def pid(self) -> int | None:
@@ -99,11 +99,11 @@ class WorkerProcess:
                 pipe.close()  # end of input: its signal to exit, whatever else was lost
         if process is None:
             return
-        process.join(timeout)
-        if process.is_alive():
-            log.error("worker process did not stop within %.0fs; terminating it", timeout)
-            process.terminate()
-            process.join(5)
+        if not process.wait(timeout):
+            # SIGKILL, not SIGTERM, which the worker ignores; what it held is in the inbox, leased.
+            log.error("worker process did not stop within %.0fs; killing it", timeout)
+            process.kill()
+            process.wait(5)
 
     # -- inside ---------------------------------------------------------------------------------
 
@@ -141,7 +141,10 @@ class WorkerProcess:
         reader.close()  # the worker holds the only read end: if it dies, writes fail at once
         if started:
             self._send(writer, START)
-        self._process, self._pipe, self.worker_id = process, writer, worker_id
+        if self._process is not None:
+            self._process.close()  # the dead one's
+        watched = WorkerExit(process, forkserver=context.get_start_method() == "forkserver")
+        self._process, self._pipe, self.worker_id = watched, writer, worker_id
         how = {"fork": "forked", "forkserver": "forked by the forkserver"}.get(context.get_start_method(), "spawned")
         log.info("worker process %d %s", process.pid, how)
 
@@ -162,8 +165,9 @@ class WorkerProcess:
         quick_deaths = 0
         while True:
             process, worker_id = self._process, self.worker_id
+            assert process is not None  # begin() runs after start()
             started = time.monotonic()
-            wait([process.sentinel])
+            process.wait()  # its own end, not its forkserver's (bot/runtime/worker_exit.py)
             if self._stopping.is_set():
                 return
             quick_deaths = 0 if time.monotonic() - started > HEALTHY_RUN else quick_deaths + 1

@@ -159,13 +159,15 @@ def _seeded_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         url = f"sqlite:///{path}"
     else:
         url = create_pg_database("ib_seeded")
-    engine = db.create_db_engine(url, poolclass=sa.pool.NullPool)
-    db.upgrade(engine)
-    seed(db.session_factory(engine), incidents=800, seed=11, now=NOW, force=False)
-    engine.dispose()
-    yield url
-    if request.param == "postgresql":
-        drop_pg_database(url)
+    try:
+        engine = db.create_db_engine(url, poolclass=sa.pool.NullPool)
+        db.upgrade(engine)
+        seed(db.session_factory(engine), incidents=800, seed=11, now=NOW, force=False)
+        engine.dispose()
+        yield url
+    finally:
+        if request.param == "postgresql":
+            drop_pg_database(url)
 
 
 @pytest.fixture

@@ -3,12 +3,13 @@
 (bot/runtime/worker_process.py; the requests reach it through the inbox, bot/runtime/intake.py.)
 
 Most tests run the bot in one process (tests/bot_harness.py, WORKER_PROCESS=false) so they can reach
-its scheduler; these run the layout operators get, in-process (the worker spawned) and as
-`python -m bot run` (the worker forked).
+its scheduler; these run the layout operators get, in-process (the worker from multiprocessing's
+forkserver, as after a restart) and as `python -m bot run` (the worker forked).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -122,6 +123,43 @@ def test_a_dead_worker_is_replaced_and_what_was_acked_meanwhile_is_done(
     assert split_bot.get("/healthz")[0] == 200
     incident = split_bot.declare("After the restart")
     assert incident.card_ts is not None
+
+
+def test_the_forkserver_s_death_is_not_taken_for_the_worker_s(split_bot: Bot) -> None:
+    # A front that runs threads (this one: it is inside a test) gets its worker from the
+    # forkserver. A SIGTERM to the process group kills the forkserver and not the worker (which
+    # ignores it until STOP): the front must go on with the worker it has, not release its
+    # requests, start a second one, or stop without waiting for it (bot/runtime/worker_exit.py).
+    worker = split_bot.service.worker
+    assert worker is not None and worker.pid is not None
+    first = worker.pid
+    forkserver = parent_of(first)
+    assert forkserver != os.getpid(), "the worker should come from the forkserver here"
+    os.kill(forkserver, signal.SIGTERM)
+    poll(lambda: not alive(forkserver), timeout=10, message="the forkserver's end")
+
+    incident = split_bot.declare("Checkout is down", "P1")
+    assert incident.card_ts is not None  # posted by the worker, which still runs
+    assert worker.alive() and worker.pid == first and worker.restarts == 0
+    split_bot.stop()
+    assert not alive(first)  # stop() waited for the worker itself
+
+
+def test_a_worker_that_does_not_stop_in_time_is_killed(split_bot: Bot) -> None:
+    worker = split_bot.service.worker
+    assert worker is not None and worker.pid is not None
+    first = worker.pid
+    os.kill(first, signal.SIGSTOP)  # hung: it will never act on STOP (and it ignores SIGTERM)
+    try:
+        worker.stop(timeout=0.5)
+        assert not alive(first)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(first, signal.SIGKILL)
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def alive(pid: int) -> bool:

@@ -1,0 +1,66 @@
+"""Knowing when the worker process has really ended, however it was started.
+
+A forked or spawned worker is the front's child: its `sentinel` becomes ready when it exits.
+One from multiprocessing's forkserver is the forkserver's child, and its sentinel is the
+front's pipe to the forkserver: it also becomes ready when the forkserver dies while the worker
+runs on. A SIGTERM to the whole process group does that (the forkserver keeps the default
+action; the worker ignores SIGTERM until the front sends STOP), and so may an operator or the
+OOM killer. Taken for the worker's death, it had the front give back the requests a live
+worker held, start a second worker beside it, and exit without waiting for it. A pidfd
+(Linux 5.3) refers to the worker itself, so that is what is waited on where there is one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+from multiprocessing.connection import wait
+from typing import Any
+
+
+class WorkerExit:
+    """The worker's process, and its end: `wait` for it, ask whether it `ended`, read its `exitcode`."""
+
+    def __init__(self, process: Any, *, forkserver: bool) -> None:
+        self.process = process
+        self._pidfd: int | None = None
+        if forkserver:
+            # Taken just after the start: the worker cannot have been reaped yet, and so its pid
+            # not reused, unless it already exited, which pidfd_open reports.
+            with contextlib.suppress(AttributeError, OSError):  # no pidfd here: the sentinel
+                self._pidfd = os.pidfd_open(process.pid)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.exitcode
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait up to `timeout` seconds (None: for ever) for the worker to end; True once it has."""
+        if self._pidfd is None:
+            self.process.join(timeout)
+            return not self.process.is_alive()
+        if not wait([self._pidfd], timeout):
+            return False
+        # It has ended; the forkserver, if it still runs, sends its exit code just after.
+        self.process.join(1.0)
+        return True
+
+    def ended(self) -> bool:
+        if self._pidfd is None:
+            return not self.process.is_alive()
+        readable, _, _ = select.select([self._pidfd], [], [], 0)
+        return bool(readable)
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._pidfd)
+            self._pidfd = None
