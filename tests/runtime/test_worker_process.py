@@ -190,6 +190,34 @@ def test_the_real_process_forks_its_worker_and_both_go_on_sigterm(
 
 
 @pytest.mark.slow
+def test_after_a_restart_a_sigterm_to_the_group_still_waits_for_the_worker(
+    db_url: str, fake_slack: FakeSlack, tmp_path: Path
+) -> None:
+    # The replacement comes from the forkserver, which is in the group too, and dies of the
+    # SIGTERM: the front must neither take that for its worker's death nor exit before it.
+    port, log = free_port(), tmp_path / "bot.log"
+    process = start_bot(bot_env(db_url, fake_slack, port), log, start_new_session=True)
+    try:
+        wait_healthy(port, process, log)
+        (first,) = child_pids(process.pid)
+        os.kill(first, signal.SIGKILL)
+        poll(lambda: "forked by the forkserver" in log.read_text(), timeout=30, message="the replacement")
+        (forkserver,) = child_pids(process.pid)
+        (worker,) = child_pids(forkserver)
+        wait_healthy(port, process, log)
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, log.read_text()
+        text = log.read_text()
+        assert not alive(worker), text
+        assert text.count("exited with code") == 1, text  # the SIGKILL's, not the forkserver's end
+        assert text.count("forked by the forkserver") == 1, text
+        assert "worker process stopped" in text, text
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.mark.slow
 def test_a_worker_whose_front_was_killed_exits_by_itself(db_url: str, fake_slack: FakeSlack, tmp_path: Path) -> None:
     port, log = free_port(), tmp_path / "bot.log"
     process: ForkedProcess = start_bot(bot_env(db_url, fake_slack, port), log)
