@@ -104,18 +104,20 @@ def test_a_send_that_outlives_its_lease_is_posted_once(
 
     from bot.slack.context import make_client
 
-    monkeypatch.setattr(leases, "LEASE", timedelta(milliseconds=300))
+    # Renewed every LEASE / 3: short enough for a quick test, long enough that a renewal held up
+    # by a loaded machine (300 ms was, once, with the suite's six workers) is not a dead replica.
+    monkeypatch.setattr(leases, "LEASE", timedelta(milliseconds=900))
     settings = settings_for("sqlite://", fake_slack)
     client = make_client(settings)
     replicas = [Deliverer(sessions, client, settings) for _ in range(2)]
     with db.unit_of_work(sessions) as session:
         enqueue(session, OutboxKind.CHANNEL_POST, payload={"text": "slow one", "channel": "C0ALERTS"})
-    fake_slack.delay("chat.postMessage", 1.2)  # four leases long
+    fake_slack.delay("chat.postMessage", 3.6)  # four leases long
 
     first = threading.Thread(target=replicas[0].deliver_pending)
     first.start()
     poll(lambda: outbox_rows(sessions)[0].attempts == 1, timeout=3, message="the first replica's claim")
-    time.sleep(0.5)  # past the first lease: only the renewal keeps the row
+    time.sleep(1.4)  # past the first lease: only the renewal keeps the row
     replicas[1].deliver_pending()
     first.join(10)
     fake_slack.delay("chat.postMessage", 0)
