@@ -143,9 +143,10 @@ class WorkerProcess:
             self._send(writer, START)
         if self._process is not None:
             self._process.close()  # the dead one's
-        watched = WorkerExit(process, forkserver=context.get_start_method() == "forkserver")
+        method = context.get_start_method()
+        watched = WorkerExit(process, forkserver=method == "forkserver")
         self._process, self._pipe, self.worker_id = watched, writer, worker_id
-        how = {"fork": "forked", "forkserver": "forked by the forkserver"}.get(context.get_start_method(), "spawned")
+        how = {"fork": "forked", "forkserver": "forked by the forkserver"}.get(method, "spawned")
         log.info("worker process %d %s", process.pid, how)
 
     def _send(self, pipe: Connection, message: str) -> None:

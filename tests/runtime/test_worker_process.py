@@ -63,8 +63,13 @@ def test_the_work_after_the_ack_runs_in_the_worker_process(split_bot: Bot) -> No
     assert niceness(worker.pid) == min(niceness(os.getpid()) + worker_process.NICENESS, 19)
 
 
+def stat(pid: int | None) -> list[str]:
+    """/proc/PID/stat's fields after the command name (state, ppid, …), as proc(5) numbers them from 3."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def niceness(pid: int | None) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    return int(stat(pid)[16])
 
 
 def test_a_redelivered_event_is_stored_once(split_bot: Bot) -> None:
@@ -159,12 +164,12 @@ def test_a_worker_that_does_not_stop_in_time_is_killed(split_bot: Bot) -> None:
 
 
 def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return int(stat(pid)[1])
 
 
 def alive(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        state = stat(pid)[0]
     except FileNotFoundError:
         return False
     return state != "Z"  # a zombie has exited; its parent has not reaped it yet
