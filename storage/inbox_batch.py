@@ -1,4 +1,4 @@
-"""PostgreSQL: the acks' inbox INSERTs, many to a transaction (group commit), by one writer thread.
+"""PostgreSQL: the acks' inbox INSERTs, many to a statement (group commit), by one writer thread.
 
 Each ack used to take a pooled connection (and its pre-ping), and run its own INSERT and COMMIT:
 at 32 requests at once, ~1.4 ms of the front's CPU per ack (the bare Bolt app's whole ack is
@@ -6,6 +6,12 @@ at 32 requests at once, ~1.4 ms of the front's CPU per ack (the bare Bolt app's 
 cores. Here the requests that arrive while one batch is being written go together in the next:
 one statement and one commit for all of them. Each request still waits until its row is
 committed before it is answered, so what is acked is stored, as before.
+
+The writer keeps one connection of its own, in autocommit, and sends one fixed statement per
+batch, the rows as arrays (`inbox.record_many`): one round trip, where a pooled connection in
+a transaction took four (the pool's pre-ping, BEGIN, the INSERT, COMMIT), each a wake-up of a
+PostgreSQL process on the cores the acks share. Its text never changes, so psycopg prepares it
+once.
 """
 
 from __future__ import annotations
@@ -15,10 +21,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
+import psycopg
 from sqlalchemy.engine import Engine
 
-from storage import db, inbox
+from storage import inbox
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,11 @@ class _Pending:
     error: BaseException | None = None
 
 
+def _lost(exc: BaseException) -> bool:
+    """The connection is gone (server restart, failover, network), not the statement refused."""
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
 class InboxBatcher:
     def __init__(self, engine: Engine, *, wait: float) -> None:
         self.engine = engine
@@ -44,12 +55,18 @@ class InboxBatcher:
         self._queue: list[_Pending] = []
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._closed = False
+        # The writer thread's own connection, checked out of the engine's pool (so it has the
+        # engine's connect arguments: timeouts, lock_timeout) and never handed back to it.
+        self._held: Any = None
 
     def record(self, *, key: str, mode: str, body: str, headers: dict[str, Any], now: Any) -> bool:
         """Store the request unless its key is there already; True when it is new. NotStored when
         it could not be stored within `wait` (it may still be, later: Slack's retry then finds it)."""
         pending = _Pending({"key": key, "mode": mode, "body": body, "headers": headers, "received_at": now})
         with self._ready:
+            if self._closed:
+                raise NotStored("the intake is closed")
             if self._thread is None:
                 # Started on the first request, so never before the worker process is forked.
                 self._thread = threading.Thread(target=self._write_forever, name="inbox-writer", daemon=True)
@@ -62,19 +79,33 @@ class InboxBatcher:
             raise NotStored(str(pending.error)) from pending.error
         return pending.new
 
+    def close(self) -> None:
+        """Write what is queued, then stop the writer and close its connection."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=self.wait)
+
     def _write_forever(self) -> None:
-        while True:
-            with self._ready:
-                while not self._queue:
-                    self._ready.wait()
-                batch, self._queue = self._queue[:BATCH_LIMIT], self._queue[BATCH_LIMIT:]
-            try:
-                self._write(batch)
-            except Exception as exc:  # never let the writer die: every waiter must hear back
-                log.exception("the inbox writer failed")
-                for pending in batch:
-                    pending.error = pending.error or exc
-                    pending.done.set()
+        try:
+            while True:
+                with self._ready:
+                    while not self._queue and not self._closed:
+                        self._ready.wait()
+                    if not self._queue:
+                        return  # closed, and nothing left to write
+                    batch, self._queue = self._queue[:BATCH_LIMIT], self._queue[BATCH_LIMIT:]
+                try:
+                    self._write(batch)
+                except Exception as exc:  # never let the writer die: every waiter must hear back
+                    log.exception("the inbox writer failed")
+                    for pending in batch:
+                        pending.error = pending.error or exc
+                        pending.done.set()
+        finally:
+            self._disconnect()
 
     def _write(self, batch: list[_Pending]) -> None:
         first: dict[str, _Pending] = {}
@@ -88,11 +119,21 @@ class InboxBatcher:
             pending.done.set()
 
     def _insert(self, leaders: list[_Pending]) -> None:
+        rows = [pending.row for pending in leaders]
         try:
-            with self.engine.begin() as connection:
-                new = inbox.record_many(connection, [pending.row for pending in leaders])
-        except sa.exc.SQLAlchemyError as exc:
-            if len(leaders) == 1 or db.is_disconnect(exc):
+            reused = self._held is not None
+            try:
+                new = self._record(rows)
+            except psycopg.Error as exc:
+                if not _lost(exc) or not reused:
+                    raise
+                # The server dropped the connection while it sat idle (a restart, a failover):
+                # what the pool's pre-ping caught before is caught here, and the batch is sent
+                # once more on a new connection. Keys already there insert nothing, so a first
+                # try that did commit stores nothing twice.
+                new = self._record(rows)
+        except psycopg.Error as exc:
+            if len(leaders) == 1 or _lost(exc):
                 for pending in leaders:
                     pending.error = exc
                 return
@@ -102,3 +143,28 @@ class InboxBatcher:
             return
         for pending in leaders:
             pending.new = pending.row["key"] in new
+
+    def _record(self, rows: list[dict[str, Any]]) -> set[str]:
+        if self._held is None:
+            try:
+                held = self.engine.raw_connection()
+            except Exception as exc:  # SQLAlchemy wraps the connect error: keep psycopg's
+                raise psycopg.OperationalError(f"could not connect to the database: {type(exc).__name__}") from exc
+            connection = held.driver_connection
+            assert isinstance(connection, psycopg.Connection)  # a postgresql:// engine is psycopg 3's
+            connection.autocommit = True  # one statement, its own transaction
+            self._held = held
+        try:
+            return inbox.record_many(self._held.driver_connection, rows)
+        except psycopg.Error as exc:
+            if _lost(exc):
+                self._disconnect()
+            raise
+
+    def _disconnect(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            try:
+                held.invalidate()  # closed, never back in the pool (it is in autocommit)
+            except Exception:  # already broken: nothing left to close
+                log.debug("closing the inbox writer's connection failed", exc_info=True)

@@ -79,6 +79,11 @@ class Intake:
         self.spool = spool.for_engine(engine, wait=wait)
         self.batcher = InboxBatcher(engine, wait=wait) if engine.dialect.name == "postgresql" else None
 
+    def close(self) -> None:
+        """After the last request: the PostgreSQL writer's connection is closed."""
+        if self.batcher is not None:
+            self.batcher.close()
+
     def answer(self, request: BoltRequest, raw: str) -> BoltResponse:
         response = self.app.dispatch(request)
         if response.status != 200 or not isinstance(request.body, dict):

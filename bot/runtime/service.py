@@ -161,6 +161,7 @@ class Service:
             self.worker.stop()  # it finishes the requests in hand, then its scheduler and deliverer
         if self.background is not None:
             self.background.stop()
+        self.intake.close()
         self.engine.dispose()
         self.metrics.close()
         if self._background_engine is not None:
