@@ -19,6 +19,7 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 os.environ["PYTHONPYCACHEPREFIX"] = _PYCACHE
 sys.dont_write_bytecode, sys.pycache_prefix = False, _PYCACHE
 
+import cli_process
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -150,6 +151,13 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(engine: Engine) -> db.SessionFactory:
     return db.session_factory(engine)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _forkserver_first() -> None:
+    """Before any test: the forkserver that CLI commands and in-test bots' workers share, started
+    with everything both import (tests/cli_process.py says why it must come first)."""
+    cli_process.start_forkserver()
 
 
 # The fake Slack Web API and the in-process bot, for every test module.
