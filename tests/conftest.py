@@ -111,17 +111,17 @@ def _truncate_all(engine: Engine) -> None:
 
     DELETE, children first, then setval: TRUNCATE gives every table and index a new file, which
     took about half a second per test here, while the few rows a test leaves are deleted at once.
+    All of it goes as one string of statements, one round trip: a statement each (some fifty)
+    cost 15 ms more of CPU per PostgreSQL test, client and server together.
     """
     with engine.begin() as connection:
-        for table in reversed(SQLModel.metadata.sorted_tables):
-            connection.execute(sa.text(f'DELETE FROM "{table.name}"'))
-        sequences = connection.execute(
-            sa.text("SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) FROM pg_sequences")
-        ).scalars()
-        for sequence in sequences:
-            connection.execute(sa.text("SELECT setval(:seq, 1, false)"), {"seq": sequence})
+        name = "quote_literal(quote_ident(schemaname) || '.' || quote_ident(sequencename))"
+        sequences = connection.execute(sa.text(f"SELECT {name} FROM pg_sequences")).scalars()
+        statements = [f'DELETE FROM "{table.name}"' for table in reversed(SQLModel.metadata.sorted_tables)]
+        statements += [f"SELECT setval({sequence}, 1, false)" for sequence in sequences]
         # As a fresh database has it (its migration writes the one row): created now.
-        connection.execute(sa.text("INSERT INTO installation (id) VALUES (1)"))
+        statements.append("INSERT INTO installation (id) VALUES (1)")
+        connection.exec_driver_sql("; ".join(statements))
 
 
 @pytest.fixture(params=BACKENDS)
