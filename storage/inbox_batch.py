@@ -8,7 +8,7 @@ one statement and one commit for all of them. Each request still waits until its
 committed before it is answered, so what is acked is stored, as before.
 
 The writer keeps one connection of its own, in autocommit, and sends one fixed statement per
-batch, the rows as arrays (`inbox.record_many`): one round trip, where a pooled connection in
+batch, the rows as one JSON document (`inbox.record_many`): one round trip, where a pooled connection in
 a transaction took four (the pool's pre-ping, BEGIN, the INSERT, COMMIT), each a wake-up of a
 PostgreSQL process on the cores the acks share. Its text never changes, so psycopg prepares it
 once.
@@ -43,11 +43,6 @@ class _Pending:
     error: BaseException | None = None
 
 
-def _lost(exc: BaseException) -> bool:
-    """The connection is gone (server restart, failover, network), not the statement refused."""
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-
-
 class InboxBatcher:
     def __init__(self, engine: Engine, *, wait: float) -> None:
         self.engine = engine
@@ -76,7 +71,8 @@ class InboxBatcher:
         if not pending.done.wait(self.wait):
             raise NotStored("the inbox write did not finish in time")
         if pending.error is not None:
-            raise NotStored(str(pending.error)) from pending.error
+            # Not the server's message: its CONTEXT quotes the statement's data, Slack's request.
+            raise NotStored(f"the inbox write failed ({type(pending.error).__name__})") from pending.error
         return pending.new
 
     def close(self) -> None:
@@ -124,16 +120,21 @@ class InboxBatcher:
             reused = self._held is not None
             try:
                 new = self._record(rows)
-            except psycopg.Error as exc:
-                if not _lost(exc) or not reused:
-                    raise
-                # The server dropped the connection while it sat idle (a restart, a failover):
-                # what the pool's pre-ping caught before is caught here, and the batch is sent
-                # once more on a new connection. Keys already there insert nothing, so a first
-                # try that did commit stores nothing twice.
-                new = self._record(rows)
+            except psycopg.Error:
+                if not reused or self._held is not None:
+                    raise  # a new connection that failed, or a statement refused on a live one
+                # The server had dropped the connection while it sat idle (a restart, a
+                # failover): what the pool's pre-ping caught before is caught here, and the
+                # batch is sent once more on a new connection. Keys already there insert nothing,
+                # so a first try that did commit stores nothing twice; but then its rows come back
+                # as not new, and whether they were is unknown: all count as new, for a wake-up
+                # of the worker too many rather than one too few.
+                self._record(rows)
+                new = {row["key"] for row in rows}
         except psycopg.Error as exc:
-            if len(leaders) == 1 or _lost(exc):
+            # Unavailable, out of time, locked (OperationalError): not a row's fault, and the
+            # rows one by one would only wait 64 times over.
+            if len(leaders) == 1 or isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
                 for pending in leaders:
                     pending.error = exc
                 return
@@ -156,8 +157,10 @@ class InboxBatcher:
             self._held = held
         try:
             return inbox.record_many(self._held.driver_connection, rows)
-        except psycopg.Error as exc:
-            if _lost(exc):
+        except psycopg.Error:
+            # Decided by the connection, not the error's class: a statement_timeout or a lock
+            # timeout is an OperationalError too, and leaves the connection open and idle.
+            if self._held.driver_connection.closed or self._held.driver_connection.broken:
                 self._disconnect()
             raise
 

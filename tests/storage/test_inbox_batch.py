@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import slack_requests as sr
 import sqlalchemy as sa
+from bot_harness import SECRET
 from conftest import _truncate_all, require_postgres
 from sqlalchemy.engine import Engine
 
@@ -52,10 +54,17 @@ def stored(engine: Engine) -> dict[str, Any]:
     return {key: (body, headers, attempts) for key, body, headers, attempts in rows}
 
 
-def writer_pids(engine: Engine) -> list[int]:
-    with engine.connect() as connection:
-        query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE :writer"
-        return list(connection.execute(sa.text(query), {"writer": WRITER}).scalars())
+def writer_pids(engine: Engine, *, settle: bool = True) -> list[int]:
+    """The backends that ran the writer's statement. A backend whose client just closed is still
+    listed for a few milliseconds: with `settle`, wait until no more than one is."""
+    query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE :writer"
+    deadline = time.monotonic() + 5
+    while True:
+        with engine.connect() as connection:
+            pids = list(connection.execute(sa.text(query), {"writer": WRITER}).scalars())
+        if not settle or len(pids) <= 1 or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.02)
 
 
 def test_concurrent_acks_are_stored_once_each_and_a_redelivery_is_not_new(
@@ -114,6 +123,44 @@ def test_a_connection_the_server_dropped_is_replaced_without_failing_the_ack(
     assert record(batcher, "after") is False
     assert {"before", "after"} <= set(stored(pg_engine))
     assert writer_pids(pg_engine) not in ([], [pid])
+
+
+def test_a_statement_out_of_time_answers_in_time_and_keeps_the_connection(pg_engine: Engine) -> None:
+    # statement_timeout is the ack path's wait (storage/db.py): a table locked for longer makes the
+    # ack give up in time (Slack retries), and the connection, still open, is kept, not replaced.
+    batcher = InboxBatcher(db.create_db_engine(pg_engine.url.render_as_string(hide_password=False), wait=1.0), wait=1.0)
+    try:
+        assert record(batcher, "before")
+        (pid,) = writer_pids(pg_engine)
+        with pg_engine.connect() as blocker, blocker.begin():
+            blocker.execute(sa.text("LOCK TABLE inbox IN EXCLUSIVE MODE"))
+            started = time.monotonic()
+            with pytest.raises(NotStored):
+                record(batcher, "while locked")
+            assert time.monotonic() - started < 2.0
+            time.sleep(0.3)  # the statement's own timeout (1 s) has passed too by now
+        assert record(batcher, "after")
+        assert writer_pids(pg_engine) == [pid]
+        assert "while locked" not in stored(pg_engine)
+    finally:
+        batcher.close()
+        batcher.engine.dispose()
+
+
+def test_a_stopped_service_leaves_no_writer_connection(db_url: str, make_bot: Any) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the batched writer is PostgreSQL's")
+    pg_engine = db.create_db_engine(db_url)
+    bot = make_bot()
+    status, _, _ = bot.send(sr.slash_command("list", secret=SECRET))
+    assert status == 200
+    assert len(writer_pids(pg_engine)) == 1
+    bot.stop()
+    deadline = time.monotonic() + 5
+    while writer_pids(pg_engine) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer_pids(pg_engine) == []
+    pg_engine.dispose()
 
 
 def test_close_writes_nothing_more_and_leaves_no_connection(batcher: InboxBatcher, pg_engine: Engine) -> None:
