@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,9 @@ from storage import inbox
 log = logging.getLogger(__name__)
 
 BATCH_LIMIT = 64  # the front serves at most that many requests at once (bot/runtime/http.py)
+# The writer's connection is replaced after this long, as the pool's are (pool_recycle in
+# storage/db.py): a server or proxy that drops connections idle or old drops none in use.
+RECYCLE_SECONDS = 1800.0
 
 
 class NotStored(RuntimeError):
@@ -54,6 +58,8 @@ class InboxBatcher:
         # The writer thread's own connection, checked out of the engine's pool (so it has the
         # engine's connect arguments: timeouts, lock_timeout) and never handed back to it.
         self._held: Any = None
+        self._held_since = 0.0
+        self.recycle = RECYCLE_SECONDS
 
     def record(self, *, key: str, mode: str, body: str, headers: dict[str, Any], now: Any) -> bool:
         """Store the request unless its key is there already; True when it is new. NotStored when
@@ -146,6 +152,8 @@ class InboxBatcher:
             pending.new = pending.row["key"] in new
 
     def _record(self, rows: list[dict[str, Any]]) -> set[str]:
+        if self._held is not None and time.monotonic() - self._held_since > self.recycle:
+            self._disconnect()
         if self._held is None:
             try:
                 held = self.engine.raw_connection()
@@ -154,7 +162,7 @@ class InboxBatcher:
             connection = held.driver_connection
             assert isinstance(connection, psycopg.Connection)  # a postgresql:// engine is psycopg 3's
             connection.autocommit = True  # one statement, its own transaction
-            self._held = held
+            self._held, self._held_since = held, time.monotonic()
         try:
             return inbox.record_many(self._held.driver_connection, rows)
         except psycopg.Error:

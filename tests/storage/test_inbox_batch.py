@@ -125,6 +125,17 @@ def test_a_connection_the_server_dropped_is_replaced_without_failing_the_ack(
     assert writer_pids(pg_engine) not in ([], [pid])
 
 
+def test_the_connection_is_replaced_once_it_is_old(batcher: InboxBatcher, pg_engine: Engine) -> None:
+    assert record(batcher, "first")
+    (first,) = writer_pids(pg_engine)
+    assert record(batcher, "second")
+    assert writer_pids(pg_engine) == [first]  # kept while it is young
+    batcher.recycle = 0.0  # every connection is old now
+    assert record(batcher, "third")
+    assert writer_pids(pg_engine) not in ([], [first])
+    assert {"first", "second", "third"} <= set(stored(pg_engine))
+
+
 def test_a_statement_out_of_time_answers_in_time_and_keeps_the_connection(pg_engine: Engine) -> None:
     # statement_timeout is the ack path's wait (storage/db.py): a table locked for longer makes the
     # ack give up in time (Slack retries), and the connection, still open, is kept, not replaced.
