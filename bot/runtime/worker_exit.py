@@ -8,13 +8,19 @@ action; the worker ignores SIGTERM until the front sends STOP), and so may an op
 OOM killer. Taken for the worker's death, it had the front give back the requests a live
 worker held, start a second worker beside it, and exit without waiting for it. A pidfd
 (Linux 5.3) refers to the worker itself, so that is what is waited on where there is one.
+
+Two threads wait for the same worker (the front's watcher, to restart a dead one, and `stop`),
+and only one can reap it: the other's waitpid then fails, which multiprocessing reads as "still
+running". So the end is read off the sentinel or the pidfd, never off waitpid, and the reaping
+(`join`) is done under a lock, by whichever thread comes first; the other finds it done. Before,
+`stop` could log "did not stop" and SIGKILL a worker that had just exited cleanly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import select
+import threading
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -25,6 +31,7 @@ class WorkerExit:
     def __init__(self, process: Any, *, forkserver: bool) -> None:
         self.process = process
         self._pidfd: int | None = None
+        self._reaping = threading.Lock()
         if forkserver:
             # Taken just after the start: the worker cannot have been reaped yet, and so its pid
             # not reused, unless it already exited, which pidfd_open reports.
@@ -41,20 +48,21 @@ class WorkerExit:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait up to `timeout` seconds (None: for ever) for the worker to end; True once it has."""
-        if self._pidfd is None:
-            self.process.join(timeout)
-            return not self.process.is_alive()
-        if not wait([self._pidfd], timeout):
+        if not wait([self._end], timeout):
             return False
-        # It has ended; the forkserver, if it still runs, sends its exit code just after.
-        self.process.join(1.0)
+        with self._reaping:
+            # It has ended, so this returns at once (a forkserver still running sends the exit
+            # code just after; one that died with it sends none, hence the bound).
+            self.process.join(None if self._pidfd is None else 1.0)
         return True
 
     def ended(self) -> bool:
-        if self._pidfd is None:
-            return not self.process.is_alive()
-        readable, _, _ = select.select([self._pidfd], [], [], 0)
-        return bool(readable)
+        return bool(wait([self._end], 0))
+
+    @property
+    def _end(self) -> Any:
+        """What becomes ready when the worker ends: the pidfd, or the child's own sentinel."""
+        return self._pidfd if self._pidfd is not None else self.process.sentinel
 
     def kill(self) -> None:
         self.process.kill()
