@@ -76,8 +76,8 @@ def record_many(connection: psycopg.Connection[Any], rows: list[dict[str, Any]])
 
     One round trip and no SQLAlchemy on the ack path. Rows go in key order, so two replicas'
     batches never wait on each other in turn."""
-    rows = [{**row, "received_at": row["received_at"].isoformat()} for row in rows]
-    document = json.dumps(rows, ensure_ascii=False)  # UTF-8 as it came, no escaping to do
+    encodable = [{**row, "received_at": row["received_at"].isoformat()} for row in rows]
+    document = json.dumps(encodable, ensure_ascii=False)  # UTF-8 as it came, no escaping to do
     with connection.cursor() as cursor:
         cursor.execute(RECORD_MANY_SQL, (document,))
         return {key for (key,) in cursor.fetchall()}

@@ -8,10 +8,10 @@ one statement and one commit for all of them. Each request still waits until its
 committed before it is answered, so what is acked is stored, as before.
 
 The writer keeps one connection of its own, in autocommit, and sends one fixed statement per
-batch, the rows as one JSON document (`inbox.record_many`): one round trip, where a pooled connection in
-a transaction took four (the pool's pre-ping, BEGIN, the INSERT, COMMIT), each a wake-up of a
-PostgreSQL process on the cores the acks share. Its text never changes, so psycopg prepares it
-once.
+batch, the rows as one JSON document (`inbox.record_many`): one round trip, where a pooled
+connection in a transaction took four (the pool's pre-ping, BEGIN, the INSERT, COMMIT), each a
+wake-up of a PostgreSQL process on the cores the acks share. Its text never changes, so psycopg
+prepares it once.
 """
 
 from __future__ import annotations
@@ -121,22 +121,8 @@ class InboxBatcher:
             pending.done.set()
 
     def _insert(self, leaders: list[_Pending]) -> None:
-        rows = [pending.row for pending in leaders]
         try:
-            reused = self._held is not None
-            try:
-                new = self._record(rows)
-            except psycopg.Error:
-                if not reused or self._held is not None:
-                    raise  # a new connection that failed, or a statement refused on a live one
-                # The server had dropped the connection while it sat idle (a restart, a
-                # failover): what the pool's pre-ping caught before is caught here, and the
-                # batch is sent once more on a new connection. Keys already there insert nothing,
-                # so a first try that did commit stores nothing twice; but then its rows come back
-                # as not new, and whether they were is unknown: all count as new, for a wake-up
-                # of the worker too many rather than one too few.
-                self._record(rows)
-                new = {row["key"] for row in rows}
+            new = self._send([pending.row for pending in leaders])
         except psycopg.Error as exc:
             # Unavailable, out of time, locked (OperationalError): not a row's fault, and the
             # rows one by one would only wait 64 times over.
@@ -150,6 +136,22 @@ class InboxBatcher:
             return
         for pending in leaders:
             pending.new = pending.row["key"] in new
+
+    def _send(self, rows: list[dict[str, Any]]) -> set[str]:
+        """The rows stored, on the held connection; once more on a new one if the server had
+        dropped the held one while it sat idle (a restart, a failover): what the pool's pre-ping
+        caught before is caught here."""
+        reused = self._held is not None
+        try:
+            return self._record(rows)
+        except psycopg.Error:
+            if not reused or self._held is not None:
+                raise  # a new connection that failed, or a statement refused on a live one
+        # Keys already there insert nothing, so a first try that did commit stores nothing twice;
+        # but its rows then come back as not new, and whether they were is unknown: all count as
+        # new, for a wake-up of the worker too many rather than one too few.
+        self._record(rows)
+        return {row["key"] for row in rows}
 
     def _record(self, rows: list[dict[str, Any]]) -> set[str]:
         if self._held is not None and time.monotonic() - self._held_since > self.recycle:
