@@ -54,15 +54,16 @@ def stored(engine: Engine) -> dict[str, Any]:
     return {key: (body, headers, attempts) for key, body, headers, attempts in rows}
 
 
-def writer_pids(engine: Engine, *, settle: bool = True) -> list[int]:
+def writer_pids(engine: Engine, *, at_most: int = 1) -> list[int]:
     """The backends that ran the writer's statement. A backend whose client just closed is still
-    listed for a few milliseconds: with `settle`, wait until no more than one is."""
+    listed a moment later (the server notices the closed socket): wait, up to 5 s, until no more
+    than `at_most` are."""
     query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE :writer"
     deadline = time.monotonic() + 5
     while True:
         with engine.connect() as connection:
             pids = list(connection.execute(sa.text(query), {"writer": WRITER}).scalars())
-        if not settle or len(pids) <= 1 or time.monotonic() > deadline:
+        if len(pids) <= at_most or time.monotonic() > deadline:
             return pids
         time.sleep(0.02)
 
@@ -167,10 +168,7 @@ def test_a_stopped_service_leaves_no_writer_connection(db_url: str, make_bot: An
     assert status == 200
     assert len(writer_pids(pg_engine)) == 1
     bot.stop()
-    deadline = time.monotonic() + 5
-    while writer_pids(pg_engine) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert writer_pids(pg_engine) == []
+    assert writer_pids(pg_engine, at_most=0) == []
     pg_engine.dispose()
 
 
@@ -178,10 +176,7 @@ def test_close_writes_nothing_more_and_leaves_no_connection(batcher: InboxBatche
     assert record(batcher, "one")
     assert len(writer_pids(pg_engine)) == 1
     batcher.close()
-    deadline = time.monotonic() + 5
-    while writer_pids(pg_engine) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the server notices the closed socket a moment later
-    assert writer_pids(pg_engine) == []
+    assert writer_pids(pg_engine, at_most=0) == []
     with pytest.raises(NotStored):
         record(batcher, "two")
     assert "two" not in stored(pg_engine)
