@@ -46,7 +46,7 @@ class StatusRoute:
         """The answer if it is at hand (never waits: it runs on the event loop), else None."""
         if not self._ready():
             return None
-        hit = self.site.serve_cached(path, if_none_match=headers.get("if-none-match"))
+        hit = self.site.serve_cached(path, **_conditions(headers))
         return None if hit is None else (hit[0], hit[2], dict(hit[1]))
 
     def __call__(self, path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
@@ -56,7 +56,7 @@ class StatusRoute:
         if not self._slots.acquire(blocking=False):
             return 503, b"busy, retry in a second", dict(BUSY_HEADERS)
         try:
-            status, answer, body = self.site.serve(path, if_none_match=headers.get("if-none-match"))
+            status, answer, body = self.site.serve(path, **_conditions(headers))
         except sa.exc.SQLAlchemyError as exc:
             # Only before the first render: afterwards the site serves its last page through an outage.
             log.warning("status page unavailable: %s", type(exc).__name__)
@@ -64,6 +64,11 @@ class StatusRoute:
         finally:
             self._slots.release()
         return status, body, dict(answer)
+
+
+def _conditions(headers: dict[str, str]) -> dict[str, str | None]:
+    """What of the request's header fields chooses the answer (the server lower-cases names)."""
+    return {"if_none_match": headers.get("if-none-match"), "accept_encoding": headers.get("accept-encoding")}
 
 
 def page_info(rt: Runtime) -> PageInfo:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bot.statuspage import api, feeds, pages, service
+from bot.statuspage import api, encoding, feeds, pages, service
 from bot.statuspage.config import StatusPageConfig
 from bot.statuspage.links import depth_base
 from bot.statuspage.summary import PageInfo, Summary, summarise
@@ -49,6 +49,11 @@ class Rendered:
     content_type: str
     body: bytes
     etag: str
+    gzipped: bytes | None = None  # the body gzipped once, here, for the clients that accept it
+
+
+def _rendered(status: int, content_type: str, body: bytes) -> Rendered:
+    return Rendered(status, content_type, body, _etag(body), encoding.compress(body))
 
 
 def _etag(body: bytes) -> str:
@@ -67,8 +72,13 @@ def _normalise(path: str) -> str:
     return path.rstrip("/") if len(path) > 1 else path
 
 
-def _static_files() -> dict[str, bytes]:
-    return {f"/status/static/{p.name}": p.read_bytes() for p in sorted(pages.STATIC.iterdir()) if p.is_file()}
+def _static_files() -> dict[str, Rendered]:
+    files = {}
+    for file in sorted(pages.STATIC.iterdir()):
+        if file.is_file():
+            kind = CONTENT_TYPES.get(file.suffix, "application/octet-stream")
+            files[f"/status/static/{file.name}"] = _rendered(200, kind, file.read_bytes())
+    return files
 
 
 class StatusSite:
@@ -209,25 +219,30 @@ class StatusSite:
             body = None
         if body is None:
             status, body = 404, pages.render_not_found(summary, base=base).encode()
-        return Rendered(status, content_type, body, _etag(body))
+        return _rendered(status, content_type, body)
 
-    def _headers(self, path: str, rendered: Rendered) -> Headers:
+    def _headers(self, path: str, rendered: Rendered, body: bytes, etag: str, gzipped: bool) -> Headers:
         headers = [
             ("Content-Type", rendered.content_type),
-            ("Content-Length", str(len(rendered.body))),
-            ("ETag", rendered.etag),
+            ("Content-Length", str(len(body))),
+            ("ETag", etag),
             ("Cache-Control", CACHE_CONTROL if rendered.status == 200 else "no-cache"),
             *pages.security_headers(),
         ]
+        if rendered.gzipped is not None:  # both representations: a cache must not mix them up
+            headers.append(encoding.VARY)
+        if gzipped:
+            headers.append(("Content-Encoding", "gzip"))
         if path.startswith("/api/"):
             headers.append(("Access-Control-Allow-Origin", "*"))  # status widgets on other sites read it
         return headers
 
-    def serve(self, path: str, *, if_none_match: str | None = None) -> Response:
-        """(status, headers, body) for a GET of `path` (query string ignored); 304 when the ETag matches."""
+    def serve(self, path: str, *, if_none_match: str | None = None, accept_encoding: str | None = None) -> Response:
+        """(status, headers, body) for a GET of `path` (query string ignored); 304 when the ETag
+        matches; gzipped when `accept_encoding` (the request's Accept-Encoding) admits it."""
         path = _normalise(path)
         if path in self._static:
-            return self._answer(path, self._static_rendered(path), if_none_match)
+            return self._answer(path, self._static[path], if_none_match, accept_encoding)
         with self._lock:
             summary = self._fresh_summary()
             cached = self._cache.get(path)
@@ -235,15 +250,17 @@ class StatusSite:
                 cached = self._render(path, summary, self._base)
                 if cached.status == 200:  # unknown paths are not kept: anyone can ask for any number
                     self._cache[path] = cached
-        return self._answer(path, cached, if_none_match)
+        return self._answer(path, cached, if_none_match, accept_encoding)
 
-    def serve_cached(self, path: str, *, if_none_match: str | None = None) -> Response | None:
+    def serve_cached(
+        self, path: str, *, if_none_match: str | None = None, accept_encoding: str | None = None
+    ) -> Response | None:
         """`serve`'s answer when it is a static file or a cache hit, which neither renders nor waits
         on the database or the lock (in the background mode, once the first page is rendered);
         None otherwise."""
         path = _normalise(path)
         if path in self._static:
-            return self._answer(path, self._static_rendered(path), if_none_match)
+            return self._answer(path, self._static[path], if_none_match, accept_encoding)
         if not self._background or self._summary is None:  # the first render reads the database
             return None
         # Never waits: it runs on the HTTP server's event loop (bot/runtime/http.py), where a wait
@@ -256,17 +273,18 @@ class StatusSite:
                 self._fresh_summary()  # at most starts the refresh thread
             finally:
                 self._lock.release()
-        return None if cached is None else self._answer(path, cached, if_none_match)
+        return None if cached is None else self._answer(path, cached, if_none_match, accept_encoding)
 
-    def _static_rendered(self, path: str) -> Rendered:
-        body = self._static[path]
-        return Rendered(200, CONTENT_TYPES.get(Path(path).suffix, "application/octet-stream"), body, _etag(body))
-
-    def _answer(self, path: str, rendered: Rendered, if_none_match: str | None) -> Response:
-        headers = self._headers(path, rendered)
-        if rendered.status == 200 and _matches(if_none_match, rendered.etag):
+    def _answer(
+        self, path: str, rendered: Rendered, if_none_match: str | None, accept_encoding: str | None
+    ) -> Response:
+        body, etag, gzipped = rendered.body, rendered.etag, False
+        if rendered.gzipped is not None and encoding.accepts_gzip(accept_encoding):
+            body, etag, gzipped = rendered.gzipped, encoding.gzip_etag(rendered.etag), True
+        headers = self._headers(path, rendered, body, etag, gzipped)
+        if rendered.status == 200 and _matches(if_none_match, etag):
             return 304, [(k, v) for k, v in headers if k != "Content-Length"], b""
-        return rendered.status, headers, rendered.body
+        return rendered.status, headers, body
 
     # -- static export ----------------------------------------------------------------------------
 
@@ -301,10 +319,10 @@ class StatusSite:
                 file.parent.mkdir(parents=True, exist_ok=True)
                 file.write_bytes(rendered.body)
                 written.append(str(file.relative_to(staging)))
-            for path, body in self._static.items():
+            for path, static in self._static.items():
                 file = staging / path.lstrip("/")
                 file.parent.mkdir(parents=True, exist_ok=True)
-                file.write_bytes(body)
+                file.write_bytes(static.body)
                 written.append(str(file.relative_to(staging)))
             (staging / "index.html").write_text(
                 '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Status</title>'

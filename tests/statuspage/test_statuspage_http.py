@@ -4,6 +4,7 @@ server, ETag/304, HEAD, off by default, and a cap that keeps page bursts from ta
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http.client
 import json
 import shutil
@@ -112,6 +113,24 @@ def test_etag_gives_304_and_head_gives_the_headers(page_bot: Bot) -> None:
     assert (status, empty) == (200, b"")
     assert head["content-length"] == str(len(body)) and head["etag"] == headers["etag"]
     assert head["access-control-allow-origin"] == "*"
+
+
+def test_pages_are_sent_gzipped_to_clients_that_ask_for_it(page_bot: Bot) -> None:
+    publish(page_bot.sessions)
+    accept = {"Accept-Encoding": "gzip, deflate, br, zstd"}  # what Chromium sends
+    for path in ("/status", "/api/v2/summary.json", "/status/static/status.css"):
+        _, plain_headers, plain = request(page_bot, "GET", path)
+        # The first request may render (on the pool); the second is a cache hit on the loop.
+        for _ in range(2):
+            status, headers, zipped = request(page_bot, "GET", path, accept)
+            assert status == 200 and headers["content-encoding"] == "gzip", path
+            assert gzip.decompress(zipped) == plain and int(headers["content-length"]) == len(zipped), path
+            assert headers["vary"] == plain_headers["vary"] == "Accept-Encoding", path
+            assert "content-encoding" not in plain_headers, path
+        status, _, empty = request(page_bot, "GET", path, {**accept, "If-None-Match": headers["etag"]})
+        assert (status, empty) == (304, b""), path
+        status, head, empty = request(page_bot, "HEAD", path, accept)
+        assert (status, empty, head["content-length"]) == (200, b"", str(len(zipped))), path
 
 
 def test_unknown_paths_are_404_and_other_methods_are_refused(page_bot: Bot) -> None:

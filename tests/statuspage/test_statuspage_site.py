@@ -3,6 +3,7 @@ and the static export is whole, relatively linked, and replaced atomically."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ import sp_data
 import sqlalchemy as sa
 from sp_html import elements as _elements
 
-from bot.statuspage import service
+from bot.statuspage import encoding, service
 from bot.statuspage import site as site_module
 from bot.statuspage.site import StatusSite
 from storage import db
@@ -63,6 +64,30 @@ def test_every_path_is_served_with_caching_headers(sessions: db.SessionFactory) 
         again = site.serve(path, if_none_match=named["ETag"])
         assert again[0] == 304 and again[2] == b""
     assert dict(site.serve("/api/v2/summary.json")[1])["Access-Control-Allow-Origin"] == "*"
+
+
+def test_pages_are_gzipped_for_clients_that_accept_it(sessions: db.SessionFactory) -> None:
+    ids = sp_data.populate(sessions)
+    site = _site(sessions, Clock(sp_data.NOW))
+    for path in [*PATHS, f"/status/incidents/{ids['active']}"]:
+        status, plain_headers, plain = site.serve(path)
+        zipped_status, zipped_headers, zipped = site.serve(path, accept_encoding="gzip, deflate, br")
+        named, zipped_named = dict(plain_headers), dict(zipped_headers)
+        assert status == zipped_status == 200, path
+        if len(plain) < encoding.MIN_SIZE:  # too small to be worth it: one representation, no Vary
+            assert zipped == plain and "Vary" not in named and "Content-Encoding" not in zipped_named, path
+            continue
+        assert gzip.decompress(zipped) == plain and len(zipped) < len(plain), path
+        assert "Content-Encoding" not in named and zipped_named["Content-Encoding"] == "gzip", path
+        assert named["Vary"] == zipped_named["Vary"] == "Accept-Encoding", path
+        assert int(zipped_named["Content-Length"]) == len(zipped), path
+        assert zipped_named["Content-Type"] == named["Content-Type"], path
+        assert zipped_named["ETag"] != named["ETag"], path  # two representations, two tags
+        again = site.serve(path, if_none_match=zipped_named["ETag"], accept_encoding="gzip")
+        assert again[0] == 304 and again[2] == b"", path
+        # A client refusing gzip gets the plain bytes, and the plain tag is what revalidates it.
+        assert site.serve(path, accept_encoding="gzip;q=0, identity")[2] == plain
+        assert site.serve(path, if_none_match=named["ETag"], accept_encoding="identity")[0] == 304
 
 
 def test_unknown_paths_are_404_pages_and_paths_are_normalised(sessions: db.SessionFactory) -> None:
