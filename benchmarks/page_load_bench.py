@@ -23,6 +23,7 @@ The figures are the medians over the runs of each run's figure; ratios are taken
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import random
@@ -37,6 +38,7 @@ from typing import Any
 
 import bot_bench
 import databases
+import page_client
 import page_wrk
 import procs
 import statuspage_bench
@@ -148,11 +150,14 @@ def page_figures(seconds: float, samples: dict[str, list[float]], status: Counte
 
 
 def bare_pages(port: int) -> str:
-    """The bot's pages as fixed answers for the bare app: a JSON file {path: [content type, body]}."""
+    """The bot's pages as fixed answers for the bare app, fetched as the page clients ask for them
+    (gzipped): a JSON file {path: [content type, content encoding or null, body in base64]}."""
     pages = {}
     for path in PATHS:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            pages[path] = [response.headers["Content-Type"], response.read().decode()]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=page_client.HEADERS)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = base64.b64encode(response.read()).decode()
+            pages[path] = [response.headers["Content-Type"], response.headers["Content-Encoding"], body]
     file = procs.RESULTS / "bare-pages.json"
     file.write_text(json.dumps(pages))
     return str(file)

@@ -7,7 +7,8 @@ browser or monitor polling the page is on another machine, not in a Python threa
 
 Two wrk processes run at once, 32 connections each: one sends `/status`, the other
 `/api/v2/summary.json`, each its next request as soon as it has its answer (closed loop), for
-SECONDS. Each prints one JSON line (wrk's Lua `done` hook, below): requests, p50/p99, errors.
+SECONDS, asking for gzip as page_client.py does. Each prints one JSON line (wrk's Lua `done`
+hook, below): requests, p50/p99, errors.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 from typing import Any
 
 import procs
+from page_client import HEADERS
 
 CONNECTIONS = 32  # per path: 64 in all
 REPORT = """
@@ -44,7 +46,11 @@ def pages(port: int, paths: tuple[str, ...], seconds: float, server: int | None 
     before = procs.cpu_seconds(server) if server else 0.0
     runs = [
         subprocess.Popen(
-            ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "-s", str(script), f"http://127.0.0.1:{port}{path}"],
+            [
+                *("wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "-s", str(script)),
+                *(arg for name, value in HEADERS.items() for arg in ("-H", f"{name}: {value}")),
+                f"http://127.0.0.1:{port}{path}",
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
