@@ -210,6 +210,13 @@ def test_after_a_restart_a_sigterm_to_the_group_still_waits_for_the_worker(
         (forkserver,) = child_pids(process.pid)
         (worker,) = child_pids(forkserver)
         wait_healthy(port, process, log)
+
+        # Until its main() has run, the new worker has SIGTERM's default action, and a SIGTERM to
+        # the group kills it: seen once under the suite's load, 20 ms after the fork.
+        def replacement_started() -> bool:
+            return "worker process started" in log.read_text().split("forked by the forkserver", 1)[1]
+
+        poll(replacement_started, timeout=30, message="the replacement's start")
         os.killpg(process.pid, signal.SIGTERM)
         assert process.wait(timeout=30) == 0, log.read_text()
         text = log.read_text()
