@@ -21,10 +21,12 @@ VARY = ("Vary", "Accept-Encoding")
 
 
 def compress(body: bytes) -> bytes | None:
-    """The body gzipped (no timestamp, so the same body gives the same bytes); None when small."""
+    """The body gzipped (no timestamp, so the same body gives the same bytes); None when small,
+    or when gzip makes it no smaller (an image, a font)."""
     if len(body) < MIN_SIZE:
         return None
-    return gzip.compress(body, compresslevel=LEVEL, mtime=0)
+    packed = gzip.compress(body, compresslevel=LEVEL, mtime=0)
+    return packed if len(packed) < len(body) else None
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:

@@ -52,8 +52,8 @@ class Rendered:
     gzipped: bytes | None = None  # the body gzipped once, here, for the clients that accept it
 
 
-def _rendered(status: int, content_type: str, body: bytes) -> Rendered:
-    return Rendered(status, content_type, body, _etag(body), encoding.compress(body))
+def _rendered(status: int, content_type: str, body: bytes, *, compress: bool = True) -> Rendered:
+    return Rendered(status, content_type, body, _etag(body), encoding.compress(body) if compress else None)
 
 
 def _etag(body: bytes) -> str:
@@ -197,7 +197,8 @@ class StatusSite:
 
     # -- rendering --------------------------------------------------------------------------------
 
-    def _render(self, path: str, summary: Summary, base: str) -> Rendered:
+    def _render(self, path: str, summary: Summary, base: str, *, compress: bool = True) -> Rendered:
+        """`path` rendered; gzipped too unless `compress` is False (the export writes plain files)."""
         body: bytes | None
         content_type = HTML
         status = 200
@@ -219,7 +220,7 @@ class StatusSite:
             body = None
         if body is None:
             status, body = 404, pages.render_not_found(summary, base=base).encode()
-        return _rendered(status, content_type, body)
+        return _rendered(status, content_type, body, compress=compress)
 
     def _headers(self, path: str, rendered: Rendered, body: bytes, etag: str, gzipped: bool) -> Headers:
         headers = [
@@ -311,7 +312,7 @@ class StatusSite:
         try:
             written = []
             for path in paths:
-                rendered = self._render(path, summary, depth_base(path))
+                rendered = self._render(path, summary, depth_base(path), compress=False)
                 relative = path.lstrip("/")
                 file = (
                     staging / relative / "index.html" if "." not in relative.rsplit("/", 1)[-1] else staging / relative

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import random
 
 import pytest
 
@@ -41,6 +42,7 @@ def test_compress_is_deterministic_and_skips_small_bodies() -> None:
     assert packed is not None and gzip.decompress(packed) == body and len(packed) < len(body) // 10
     assert encoding.compress(body) == packed  # no timestamp in the header: same body, same bytes
     assert encoding.compress(b"x" * (encoding.MIN_SIZE - 1)) is None
+    assert encoding.compress(random.Random(14).randbytes(4096)) is None  # no smaller: not worth a variant
 
 
 def test_the_gzipped_variant_has_its_own_entity_tag() -> None:

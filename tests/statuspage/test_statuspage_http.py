@@ -127,8 +127,10 @@ def test_pages_are_sent_gzipped_to_clients_that_ask_for_it(page_bot: Bot) -> Non
             assert gzip.decompress(zipped) == plain and int(headers["content-length"]) == len(zipped), path
             assert headers["vary"] == plain_headers["vary"] == "Accept-Encoding", path
             assert "content-encoding" not in plain_headers, path
-        status, _, empty = request(page_bot, "GET", path, {**accept, "If-None-Match": headers["etag"]})
+        status, unchanged, empty = request(page_bot, "GET", path, {**accept, "If-None-Match": headers["etag"]})
         assert (status, empty) == (304, b""), path
+        assert unchanged["etag"] == headers["etag"] and unchanged["vary"] == "Accept-Encoding", path
+        assert "content-length" not in unchanged, path
         status, head, empty = request(page_bot, "HEAD", path, accept)
         assert (status, empty, head["content-length"]) == (200, b"", str(len(zipped))), path
 

@@ -88,6 +88,10 @@ def test_pages_are_gzipped_for_clients_that_accept_it(sessions: db.SessionFactor
         # A client refusing gzip gets the plain bytes, and the plain tag is what revalidates it.
         assert site.serve(path, accept_encoding="gzip;q=0, identity")[2] == plain
         assert site.serve(path, if_none_match=named["ETag"], accept_encoding="identity")[0] == 304
+        # A tag revalidates its own representation only: a cache holding one must not be told
+        # that it may serve it for the other.
+        assert site.serve(path, if_none_match=named["ETag"], accept_encoding="gzip")[2] == zipped
+        assert site.serve(path, if_none_match=zipped_named["ETag"], accept_encoding="identity")[2] == plain
 
 
 def test_unknown_paths_are_404_pages_and_paths_are_normalised(sessions: db.SessionFactory) -> None:
