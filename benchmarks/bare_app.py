@@ -4,9 +4,9 @@
 /slack/events and GET /healthz on 127.0.0.1:PORT through bot.runtime.http.HttpServer, exactly as the bot
 is served, so the ack-latency ratio measures what the bot's listeners add and nothing else.
 
-With PAGES_JSON (a file of {path: [content type, content encoding, base64 body]}), it also serves
-those GETs, fixed bytes with no site behind them: the server's own floor for the status page
-benchmark (page_load_bench.py).
+With PAGES_JSON (a file of {path: [header fields, base64 body]}), it also serves those GETs, the
+bot's bytes and header fields fixed, with no site behind them: the server's own floor for the
+status page benchmark (page_load_bench.py).
 """
 
 from __future__ import annotations
@@ -68,13 +68,11 @@ def main(argv: list[str]) -> int:
     server.add_route("POST", "/slack/events", slack)
     if len(argv) > 4:
         with open(argv[4]) as file:
-            saved = json.load(file).items()
-            pages = {path: (kind, coding, base64.b64decode(body)) for path, (kind, coding, body) in saved}
+            pages = {path: (fields, base64.b64decode(body)) for path, (fields, body) in json.load(file).items()}
 
         def page(path: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
-            kind, coding, body = pages.get(path, ("text/plain", None, b"not found"))
-            answer = {"Content-Type": kind, **({"Content-Encoding": coding} if coding else {})}
-            return (200 if path in pages else 404), body, answer
+            fields, body = pages.get(path, ({"Content-Type": "text/plain"}, b"not found"))
+            return (200 if path in pages else 404), body, dict(fields)
 
         for prefix in ("/status", "/api/v2"):  # answered on the event loop, as the bot's cache hits are
             server.add_prefix_route(prefix, page, cached=page)

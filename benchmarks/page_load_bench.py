@@ -149,15 +149,20 @@ def page_figures(seconds: float, samples: dict[str, list[float]], status: Counte
     return figures
 
 
+# What the server itself writes for any answer, the bare app's as the bot's.
+SERVER_HEADERS = {"content-length", "connection", "date", "server", "keep-alive", "transfer-encoding"}
+
+
 def bare_pages(port: int) -> str:
-    """The bot's pages as fixed answers for the bare app, fetched as the page clients ask for them
-    (gzipped): a JSON file {path: [content type, content encoding or null, body in base64]}."""
+    """The bot's answers as fixed ones for the bare app, fetched as the page clients ask (gzipped),
+    header fields and all (ETag, CSP, Vary...: a third of a gzipped summary.json's bytes): a JSON
+    file {path: [{name: value}, body in base64]}."""
     pages = {}
     for path in PATHS:
         request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=page_client.HEADERS)
         with urllib.request.urlopen(request, timeout=10) as response:
-            body = base64.b64encode(response.read()).decode()
-            pages[path] = [response.headers["Content-Type"], response.headers["Content-Encoding"], body]
+            fields = {k: v for k, v in response.headers.items() if k.lower() not in SERVER_HEADERS}
+            pages[path] = [fields, base64.b64encode(response.read()).decode()]
     file = procs.RESULTS / "bare-pages.json"
     file.write_text(json.dumps(pages))
     return str(file)
