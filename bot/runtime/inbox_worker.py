@@ -97,8 +97,9 @@ class InboxWorker:
         self.lease = lease
         self.poll_seconds = poll_seconds
         self._wake = threading.Event()
-        # When the front last stored a request (a wake), when its burst began, and which burst
-        # the claim loop has waited for (_yield_to_a_burst), on _monotonic()'s clock.
+        # When the last wake came (the front stored a request, or forwarded an outbox kick), when
+        # its burst began, and which burst the claim loop has waited for (_yield_to_a_burst), on
+        # _monotonic()'s clock.
         self._woken_at = self._burst_began = float("-inf")
         self._waited_for: float | None = None
         self._stopping = threading.Event()
@@ -154,6 +155,8 @@ class InboxWorker:
         renewed = utcnow()
         while not self._stopping.is_set():
             self._yield_to_a_burst()
+            if self._stopping.is_set():
+                break  # stopped during the wait: claim nothing more (see stop)
             claims = self._claim()
             self._submit(claims)
             if utcnow() - renewed >= self.lease / 3:
@@ -165,7 +168,7 @@ class InboxWorker:
 
     def _yield_to_a_burst(self) -> None:
         """While the front is storing requests, wait until it has been quiet for BURST_QUIET, at
-        most BURST_LIMIT, once per burst.
+        most BURST_LIMIT from here, once per burst (a spike broken by quiet gaps is several).
 
         The acks must answer within Slack's 3 s; the work after them can wait a moment. In a burst
         (an incident's first minute: a flurry of replies and clicks), this process, its database
@@ -175,7 +178,8 @@ class InboxWorker:
         moves that work after it, and claims the burst in a few transactions rather than dozens.
         Under a load that never pauses the wait is taken once, at its start, and the work then
         goes alongside the acks. A lone request is claimed BURST_QUIET after it was stored (the
-        wait for the requests stored just after it was 5 ms).
+        wait for the requests stored just after it was 5 ms). The gaps are measured where the
+        wakes arrive, after the pipe: a late one only starts another burst, with its own wait.
         """
         now, burst = _monotonic(), self._burst_began
         if now - self._woken_at >= BURST_QUIET or self._waited_for == burst:
