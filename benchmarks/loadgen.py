@@ -6,6 +6,7 @@ differs between the bot's latencies and the bare app's is the server side alone.
 
 from __future__ import annotations
 
+import gc
 import http.client
 import math
 import statistics
@@ -81,8 +82,17 @@ class LoadPool:
         self.run(port, requests)
 
     def run(self, port: int, requests: Sequence[SignedRequest]) -> list[Sample]:
-        futures = [self._pool.submit(self._one, port, request) for request in requests]
-        return [future.result() for future in futures]
+        # No garbage collection of ours inside a round: once this process holds a first backend's
+        # results, a gen-2 collection takes 50-70 ms, and one that fell in a round was timed as
+        # the server's latency (the bare app's p99 on PostgreSQL, 86-121 ms in `--backend both`
+        # against 22-30 ms alone). Collected before the round instead, outside the timings.
+        gc.collect()
+        gc.disable()
+        try:
+            futures = [self._pool.submit(self._one, port, request) for request in requests]
+            return [future.result() for future in futures]
+        finally:
+            gc.enable()
 
     def submit_all(self, port: int, requests: Sequence[SignedRequest]) -> list[object]:
         """Start sending without waiting; pass the result to `gather`."""
