@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from bot_harness import settings_for
+from bot_harness import poll, settings_for
 from fake_slack import FakeSlack
 
 from bot.runtime import inbox_worker
@@ -47,9 +47,7 @@ def worker(
 
     monkeypatch.setattr(worker, "_claim", timed_claim)
     worker.start()
-    deadline = now() + 10
-    while not claims and now() < deadline:  # the loop's first claim, at start
-        time.sleep(0.01)
+    poll(lambda: claims, message="the claim loop's first claim, at start")
     try:
         yield worker, claims
     finally:
@@ -80,25 +78,25 @@ def burst(worker: InboxWorker, claims: list[float], seconds: float) -> tuple[flo
     pytest.fail(f"could not wake the worker without a gap of {QUIET}s: the machine is too busy")
 
 
+def after(claims: list[float], before: int, moment: float) -> list[float]:
+    """The claims since index `before` made at `moment` or later."""
+    return [t for t in claims[before:] if t >= moment]
+
+
 def test_a_burst_is_claimed_once_it_is_over(worker: tuple[InboxWorker, list[float]]) -> None:
     inbox, claims = worker
-    _, end, before = burst(inbox, claims, LIMIT / 2)
-    deadline = end + QUIET + SLACK
-    while len(claims) == before and now() < deadline:
-        time.sleep(0.005)
-    start = end - LIMIT / 2
-    during = [t for t in claims[before:] if start <= t < end]
+    start, end, before = burst(inbox, claims, LIMIT / 2)
+    later = poll(lambda: after(claims, before, end), timeout=QUIET + SLACK, message="a claim after the burst")
+    during = [t for t in after(claims, before, start) if t < end]
     assert during == [], f"claimed {len(during)} times during the burst"
-    after = [t for t in claims[before:] if t >= end]
-    assert after, "not claimed after the burst"
     # It waited for the quiet interval, and not for the limit.
-    assert QUIET * 0.9 <= after[0] - end < LIMIT * 0.9
+    assert QUIET * 0.9 <= later[0] - end < LIMIT * 0.9
 
 
 def test_a_longer_burst_is_claimed_at_the_limit_and_then_as_it_comes(worker: tuple[InboxWorker, list[float]]) -> None:
     inbox, claims = worker
     start, end, before = burst(inbox, claims, LIMIT * 5)
-    ours = [t for t in claims[before:] if t >= start]  # not a late claim of an earlier attempt
+    ours = after(claims, before, start)  # not a late claim of an earlier attempt
     assert ours, "never claimed during a burst five limits long"
     assert LIMIT * 0.9 <= ours[0] - start <= LIMIT + SLACK
     # One wait per burst: afterwards each wake-up is claimed (hundreds; a wait each time gives 4).
@@ -110,10 +108,7 @@ def test_a_lone_request_is_claimed_after_the_quiet_interval(worker: tuple[InboxW
     before = len(claims)
     woken = now()
     inbox.wake()
-    deadline = woken + QUIET + SLACK
-    while len(claims) == before and now() < deadline:
-        time.sleep(0.001)
-    assert len(claims) > before, "a lone request was not claimed"
+    poll(lambda: len(claims) > before, timeout=QUIET + SLACK, message="the lone request's claim")
     assert QUIET * 0.9 <= claims[before] - woken < LIMIT * 0.9  # the quiet interval, not the limit
 
 
@@ -121,20 +116,14 @@ def test_the_next_burst_gets_its_own_wait(worker: tuple[InboxWorker, list[float]
     inbox, claims = worker
     burst(inbox, claims, LIMIT * 2)  # a first burst, past its limit
     start, end, before = burst(inbox, claims, LIMIT / 2)  # after a quiet moment, a second
-    assert [t for t in claims[before:] if start <= t < end] == [], "the second burst was claimed while it went on"
-    deadline = end + QUIET + SLACK
-    while not [t for t in claims[before:] if t >= end] and now() < deadline:
-        time.sleep(0.005)
-    assert [t for t in claims[before:] if t >= end], "the second burst was not claimed after it"
+    assert [t for t in after(claims, before, start) if t < end] == [], "the second burst was claimed while it went on"
+    poll(lambda: after(claims, before, end), timeout=QUIET + SLACK, message="the second burst's claim after it")
 
 
 def test_a_worker_stopped_during_the_wait_claims_nothing_more(worker: tuple[InboxWorker, list[float]]) -> None:
     inbox, claims = worker
-    start = now()
-    while now() - start < LIMIT / 4:  # into a burst: the claim loop is waiting
-        inbox.wake()
-        time.sleep(0.002)
+    wake_for(inbox, LIMIT / 4)  # into a burst: the claim loop is waiting
     before = len(claims)
     stopped = now()
     inbox.stop()
-    assert [t for t in claims[before:] if t >= stopped] == [], "claimed after stop()"
+    assert after(claims, before, stopped) == [], "claimed after stop()"
